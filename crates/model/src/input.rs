@@ -1,0 +1,164 @@
+//! Parsing request bodies into typed inputs with errors that name the field.
+
+use serde::de::DeserializeOwned;
+
+/// One invalid field: where (an RFC 6901 JSON pointer into the body) and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    /// JSON pointer to the offending value, e.g. `/items/0/quantity`; `""` is the whole body.
+    pub pointer: String,
+    /// What is wrong, for a person.
+    pub detail: String,
+}
+
+impl FieldError {
+    /// An error at `pointer`.
+    pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            pointer: pointer.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The same error, nested below `prefix` (e.g. `/entries/3`).
+    pub fn under(self, prefix: &str) -> Self {
+        Self {
+            pointer: format!("{prefix}{}", self.pointer),
+            detail: self.detail,
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.pointer.is_empty() {
+            f.write_str(&self.detail)
+        } else {
+            write!(f, "{}: {}", self.pointer, self.detail)
+        }
+    }
+}
+
+/// Why a body could not be turned into an input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// Not JSON at all (HTTP 400).
+    #[error("malformed JSON: {0}")]
+    Syntax(String),
+    /// JSON, but not of the expected shape or values (HTTP 422).
+    #[error("{0}")]
+    Invalid(FieldError),
+}
+
+/// Parses `body` as `T`, reporting the JSON pointer of the first problem.
+/// Nesting deeper than serde_json's limit (128) is a syntax error, not a crash.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, InputError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value: T = match serde_path_to_error::deserialize(&mut de) {
+        Ok(v) => v,
+        Err(e) => {
+            let pointer = to_pointer(e.path());
+            let inner = e.into_inner();
+            return Err(classify(inner, pointer));
+        }
+    };
+    de.end().map_err(|e| InputError::Syntax(e.to_string()))?;
+    Ok(value)
+}
+
+fn classify(e: serde_json::Error, pointer: String) -> InputError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => InputError::Syntax(e.to_string()),
+        Category::Data => InputError::Invalid(FieldError::new(pointer, strip_position(&e))),
+    }
+}
+
+/// serde_json appends "at line 1 column 42"; the pointer says where already.
+fn strip_position(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+fn to_pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => {
+                out.push('/');
+                out.push_str(&index.to_string());
+            }
+            Segment::Map { key } => {
+                out.push('/');
+                out.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            }
+            Segment::Enum { variant } => {
+                out.push('/');
+                out.push_str(variant);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        items: Vec<Inner>,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        n: u32,
+    }
+
+    #[test]
+    fn wrong_type_names_the_field_by_pointer() {
+        let err = parse_json::<Outer>(br#"{"items":[{"n":1},{"n":"x"}]}"#).unwrap_err();
+        match err {
+            InputError::Invalid(f) => {
+                assert_eq!(f.pointer, "/items/1/n");
+                assert!(f.detail.contains("invalid type"), "{}", f.detail);
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_invalid_not_ignored() {
+        let err = parse_json::<Outer>(br#"{"items":[],"extra":1}"#).unwrap_err();
+        assert!(matches!(err, InputError::Invalid(ref f) if f.detail.contains("unknown field")));
+    }
+
+    #[test]
+    fn malformed_json_is_a_syntax_error() {
+        assert!(matches!(
+            parse_json::<Outer>(br#"{"items":["#),
+            Err(InputError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_json::<Outer>(br#"{"items":[]} trailing"#),
+            Err(InputError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        let body = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(matches!(
+            parse_json::<serde_json::Value>(body.as_bytes()),
+            Err(InputError::Syntax(_))
+        ));
+    }
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the real servers sluice talks to into .deps/ (git-ignored), from
+# package registries only. Idempotent: what is already there is kept.
+#
+#   .deps/bin/nats-server          NATS server with JetStream (Go module proxy)
+#   .deps/dynamodb-local/          DynamoDB Local + native SQLite (Maven Central)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+deps="$root/.deps"
+mkdir -p "$deps/bin"
+
+NATS_VERSION="${NATS_VERSION:-v2.12.15}"
+DDB_DIR="$deps/dynamodb-local"
+
+log() { printf 'deps: %s\n' "$*" >&2; }
+
+# --- NATS server -----------------------------------------------------------
+if [ -x "$deps/bin/nats-server" ] && "$deps/bin/nats-server" --version 2>/dev/null | grep -q "${NATS_VERSION#v}"; then
+  log "nats-server ${NATS_VERSION} present"
+else
+  log "installing nats-server ${NATS_VERSION} (go install)"
+  GOBIN="$deps/bin" GOFLAGS=-mod=mod go install "github.com/nats-io/nats-server/v2@${NATS_VERSION}"
+fi
+
+# --- DynamoDB Local ----------------------------------------------------------
+if [ -f "$DDB_DIR/.complete" ]; then
+  log "dynamodb-local present"
+else
+  log "installing DynamoDB Local (maven)"
+  rm -rf "$DDB_DIR"; mkdir -p "$DDB_DIR/lib"
+  mvn -q -B -f "$root/deploy/deps/dynamodb-local.pom.xml" \
+    dependency:copy-dependencies -DoutputDirectory="$DDB_DIR/lib" -DincludeScope=runtime
+  # sqlite4java finds its JNI library by file name in java.library.path;
+  # Maven names it with the version, so give it the name it looks for.
+  for so in "$DDB_DIR"/lib/libsqlite4java-linux-amd64-*.so; do
+    [ -e "$so" ] && cp "$so" "$DDB_DIR/lib/libsqlite4java-linux-amd64.so"
+  done
+  touch "$DDB_DIR/.complete"
+fi
+
+log "done"
