@@ -1,0 +1,293 @@
+//! Stream and consumer definitions: the one place their limits are set.
+//!
+//! | SQS                    | sluice (JetStream)                                   |
+//! |------------------------|------------------------------------------------------|
+//! | queue                  | `INGEST` work-queue stream on file storage           |
+//! | visibility timeout     | consumer `ack_wait`                                  |
+//! | maxReceiveCount        | `SLUICE_QUEUE_MAX_RECEIVE`, enforced by the processor |
+//! | retry delay            | `Nak(delay)` from `SLUICE_QUEUE_BACKOFF`             |
+//! | retention (14 days)    | stream `max_age`                                     |
+//! | dead-letter queue      | `DLQ` stream, subjects `dlq.<queue>`                 |
+//! | content de-duplication | `Nats-Msg-Id` within `duplicate_window`              |
+//!
+//! `max_deliver` on the consumer is left unlimited on purpose: the processor
+//! counts deliveries and dead-letters a message itself once they run out. A
+//! server-side limit would leave a message whose last delivery crashed the
+//! processor stranded in the work queue, neither processed nor dead-lettered.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
+use serde::Serialize;
+use sluice_config::{serialize_duration, serialize_durations, ConfigError, Env};
+
+/// Queue behaviour users tune. Variables: `SLUICE_QUEUE_*`.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueConfig {
+    /// `SLUICE_QUEUE_VISIBILITY_TIMEOUT`: how long a delivered message stays
+    /// invisible before it is redelivered (consumer ack wait). Default 30s, as SQS.
+    #[serde(serialize_with = "serialize_duration")]
+    pub visibility_timeout: Duration,
+    /// `SLUICE_QUEUE_MAX_RECEIVE`: deliveries before a message is dead-lettered
+    /// (SQS maxReceiveCount). Default 5.
+    pub max_receive: u32,
+    /// `SLUICE_QUEUE_BACKOFF`: delays before retry n (the last repeats). Default `1s,5s,30s,2m`.
+    #[serde(serialize_with = "serialize_durations")]
+    pub backoff: Vec<Duration>,
+    /// `SLUICE_QUEUE_MAX_ACK_PENDING`: messages the processors may hold unacknowledged. Default 1000.
+    pub max_ack_pending: i64,
+    /// `SLUICE_QUEUE_RETENTION`: how long an unprocessed message is kept. Default 14d, as SQS's maximum.
+    #[serde(serialize_with = "serialize_duration")]
+    pub retention: Duration,
+    /// `SLUICE_QUEUE_MAX_BYTES`: size limit of the ingest stream; when full, new
+    /// events are refused (503), never old ones dropped. Default 1GiB.
+    pub max_bytes: u64,
+    /// `SLUICE_QUEUE_DEDUPE_WINDOW`: how long a `Nats-Msg-Id` is remembered. Default 2m.
+    #[serde(serialize_with = "serialize_duration")]
+    pub dedupe_window: Duration,
+    /// `SLUICE_DLQ_RETENTION`: how long dead letters are kept. Default 14d.
+    #[serde(serialize_with = "serialize_duration")]
+    pub dlq_retention: Duration,
+    /// `SLUICE_BUS_RETENTION`: how long bus events are kept (the archive). Default 7d.
+    #[serde(serialize_with = "serialize_duration")]
+    pub bus_retention: Duration,
+}
+
+impl QueueConfig {
+    /// Reads `SLUICE_QUEUE_*`, `SLUICE_DLQ_*` and `SLUICE_BUS_*`.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let backoff = env.durations(
+            "SLUICE_QUEUE_BACKOFF",
+            &[
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+                Duration::from_secs(120),
+            ],
+        )?;
+        if backoff.is_empty() {
+            return Err(ConfigError::new("SLUICE_QUEUE_BACKOFF", "needs at least one delay"));
+        }
+        let visibility_timeout =
+            env.duration("SLUICE_QUEUE_VISIBILITY_TIMEOUT", Duration::from_secs(30))?;
+        if visibility_timeout < Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                "SLUICE_QUEUE_VISIBILITY_TIMEOUT",
+                "must be at least 1s",
+            ));
+        }
+        let dedupe_window = env.duration("SLUICE_QUEUE_DEDUPE_WINDOW", Duration::from_secs(120))?;
+        let retention = env.duration("SLUICE_QUEUE_RETENTION", Duration::from_secs(14 * 86_400))?;
+        if dedupe_window > retention {
+            return Err(ConfigError::new(
+                "SLUICE_QUEUE_DEDUPE_WINDOW",
+                "must not be longer than SLUICE_QUEUE_RETENTION",
+            ));
+        }
+        Ok(Self {
+            visibility_timeout,
+            max_receive: env.number("SLUICE_QUEUE_MAX_RECEIVE", 5, 1..=1000)?,
+            backoff,
+            max_ack_pending: env.number("SLUICE_QUEUE_MAX_ACK_PENDING", 1000, 1..=1_000_000)?,
+            retention,
+            max_bytes: env.bytes("SLUICE_QUEUE_MAX_BYTES", 1 << 30)?,
+            dedupe_window,
+            dlq_retention: env.duration("SLUICE_DLQ_RETENTION", Duration::from_secs(14 * 86_400))?,
+            bus_retention: env.duration("SLUICE_BUS_RETENTION", Duration::from_secs(7 * 86_400))?,
+        })
+    }
+
+    /// The delay before the retry that follows delivery `delivered` (1-based).
+    pub fn retry_delay(&self, delivered: u32) -> Duration {
+        let i = (delivered.max(1) as usize - 1).min(self.backoff.len() - 1);
+        self.backoff[i]
+    }
+}
+
+/// Stream and consumer names, with an optional prefix so several
+/// environments (or tests) can share one server.
+#[derive(Debug, Clone)]
+pub struct Names {
+    prefix: String,
+}
+
+impl Names {
+    /// Names with `prefix` (may be empty).
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+                .collect(),
+        }
+    }
+    /// The ingest work-queue stream.
+    pub fn ingest(&self) -> String {
+        format!("{}INGEST", self.prefix)
+    }
+    /// The dead-letter stream.
+    pub fn dlq(&self) -> String {
+        format!("{}DLQ", self.prefix)
+    }
+    /// The bus stream.
+    pub fn bus(&self) -> String {
+        format!("{}BUS", self.prefix)
+    }
+    /// The processor's durable consumer.
+    pub fn processor(&self) -> String {
+        format!("{}processor", self.prefix)
+    }
+    /// `subject` under this prefix (streams of different prefixes must not overlap).
+    pub fn subject(&self, subject: &str) -> String {
+        if self.prefix.is_empty() {
+            subject.to_string()
+        } else {
+            format!("{}.{subject}", self.prefix)
+        }
+    }
+    /// A received subject without the prefix.
+    pub fn unprefix<'a>(&self, subject: &'a str) -> &'a str {
+        if self.prefix.is_empty() {
+            subject
+        } else {
+            subject
+                .strip_prefix(self.prefix.as_str())
+                .and_then(|s| s.strip_prefix('.'))
+                .unwrap_or(subject)
+        }
+    }
+}
+
+fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The ingest work queue: each message is consumed once by the processor's
+/// durable consumer and removed when acknowledged. Full → refuse new (never
+/// drop accepted events).
+pub fn ingest_stream(names: &Names, q: &QueueConfig, replicas: usize) -> Config {
+    Config {
+        name: names.ingest(),
+        subjects: vec![names.subject(crate::subjects::INGEST_ALL)],
+        retention: RetentionPolicy::WorkQueue,
+        storage: StorageType::File,
+        discard: DiscardPolicy::New,
+        max_age: q.retention,
+        max_bytes: clamp_i64(q.max_bytes),
+        max_message_size: 1 << 20,
+        duplicate_window: q.dedupe_window,
+        num_replicas: replicas,
+        description: Some("sluice ingest work queue".into()),
+        ..Default::default()
+    }
+}
+
+/// Dead letters: kept for `dlq_retention`, listed by direct get. Full → refuse
+/// new dead letters (the processor then keeps retrying) rather than drop old.
+pub fn dlq_stream(names: &Names, q: &QueueConfig, replicas: usize) -> Config {
+    Config {
+        name: names.dlq(),
+        subjects: vec![names.subject(crate::subjects::DLQ_ALL)],
+        retention: RetentionPolicy::Limits,
+        storage: StorageType::File,
+        discard: DiscardPolicy::New,
+        max_age: q.dlq_retention,
+        max_bytes: clamp_i64(q.max_bytes),
+        max_message_size: 2 << 20,
+        duplicate_window: q.dedupe_window,
+        num_replicas: replicas,
+        allow_direct: true,
+        description: Some("sluice dead letters".into()),
+        ..Default::default()
+    }
+}
+
+/// The event bus: domain events, kept as the archive for `bus_retention`.
+pub fn bus_stream(names: &Names, q: &QueueConfig, replicas: usize) -> Config {
+    Config {
+        name: names.bus(),
+        subjects: vec![names.subject(crate::subjects::BUS_ALL)],
+        retention: RetentionPolicy::Limits,
+        storage: StorageType::File,
+        discard: DiscardPolicy::Old,
+        max_age: q.bus_retention,
+        max_bytes: clamp_i64(q.max_bytes),
+        max_message_size: 1 << 20,
+        duplicate_window: q.dedupe_window,
+        num_replicas: replicas,
+        allow_direct: true,
+        description: Some("sluice event bus and archive".into()),
+        ..Default::default()
+    }
+}
+
+/// The processor's durable pull consumer on the ingest queue. Replicas of
+/// the processor share it, so each message goes to one of them.
+pub fn processor_consumer(names: &Names, q: &QueueConfig) -> pull::Config {
+    pull::Config {
+        durable_name: Some(names.processor()),
+        description: Some("sluice processor".into()),
+        deliver_policy: DeliverPolicy::All,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: q.visibility_timeout,
+        max_deliver: -1,
+        max_ack_pending: q.max_ack_pending,
+        filter_subject: names.subject(crate::subjects::INGEST_ALL),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_sqs() {
+        let q = QueueConfig::from_env(&Env::default()).unwrap();
+        assert_eq!(q.visibility_timeout, Duration::from_secs(30));
+        assert_eq!(q.retention, Duration::from_secs(14 * 86_400));
+        assert_eq!(q.max_receive, 5);
+    }
+
+    #[test]
+    fn retry_delay_walks_the_schedule_and_repeats_the_last() {
+        let env = Env::default().with("SLUICE_QUEUE_BACKOFF", "1s,5s");
+        let q = QueueConfig::from_env(&env).unwrap();
+        assert_eq!(q.retry_delay(1), Duration::from_secs(1));
+        assert_eq!(q.retry_delay(2), Duration::from_secs(5));
+        assert_eq!(q.retry_delay(9), Duration::from_secs(5));
+        assert_eq!(q.retry_delay(0), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_ingest_queue_refuses_new_rather_than_dropping_accepted() {
+        let q = QueueConfig::from_env(&Env::default()).unwrap();
+        let s = ingest_stream(&Names::new(""), &q, 1);
+        assert_eq!(s.discard, DiscardPolicy::New);
+        assert_eq!(s.retention, RetentionPolicy::WorkQueue);
+        assert_eq!(s.storage, StorageType::File);
+    }
+
+    #[test]
+    fn prefixes_keep_streams_apart() {
+        let n = Names::new("t1");
+        assert_eq!(n.ingest(), "t1INGEST");
+        assert_eq!(n.subject("ingest.>"), "t1.ingest.>");
+        assert_eq!(Names::new("a.b*").ingest(), "a_b_INGEST");
+    }
+
+    #[test]
+    fn bad_queue_settings_name_their_variable() {
+        let env = Env::default().with("SLUICE_QUEUE_VISIBILITY_TIMEOUT", "0s");
+        assert_eq!(
+            QueueConfig::from_env(&env).unwrap_err().var,
+            "SLUICE_QUEUE_VISIBILITY_TIMEOUT"
+        );
+        let env = Env::default().with("SLUICE_QUEUE_MAX_RECEIVE", "0");
+        assert_eq!(
+            QueueConfig::from_env(&env).unwrap_err().var,
+            "SLUICE_QUEUE_MAX_RECEIVE"
+        );
+    }
+}
