@@ -19,7 +19,7 @@ pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 pub const MAX_BATCH: usize = 100;
 
 /// One event as a client sends it.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventInput {
     /// Who says so.

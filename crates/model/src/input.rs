@@ -66,6 +66,14 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, InputError> {
     Ok(value)
 }
 
+/// Turns an already-parsed JSON value into `T`, reporting the pointer of the first problem.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let pointer = to_pointer(e.path());
+        FieldError::new(pointer, strip_position(e.inner()))
+    })
+}
+
 fn classify(e: serde_json::Error, pointer: String) -> InputError {
     use serde_json::error::Category;
     match e.classify() {

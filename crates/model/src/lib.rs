@@ -16,5 +16,5 @@ pub mod order;
 
 pub use envelope::Envelope;
 pub use event::{EventInput, EventStatus};
-pub use input::{parse_json, FieldError, InputError};
+pub use input::{from_value, parse_json, FieldError, InputError};
 pub use order::{OrderInput, OrderItem, OrderStatus, PlacedOrder};

@@ -22,7 +22,7 @@ pub const ORDER_CONFIRMED: &str = "OrderConfirmed";
 pub const ORDER_REJECTED: &str = "OrderRejected";
 
 /// `POST /v1/orders` body.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderInput {
     /// Who orders.
@@ -34,7 +34,7 @@ pub struct OrderInput {
 }
 
 /// One line as a client sends it; `unit_price` is a decimal number or string.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderItemInput {
     /// Stock keeping unit.

@@ -1,1 +1,333 @@
-//! placeholder
+//! The shared test harness: real servers (NATS with JetStream, DynamoDB
+//! Local) and sluice's own binaries started as child processes on free
+//! ports, with their data in a temp dir, stopped on drop.
+//!
+//! Servers come from `.deps/` (installed by `make deps`); binaries from the
+//! cargo target directory (built by `make test` before the suites run).
+//! [`assert_eventually!`] waits for a condition with a patience that
+//! `SLUICE_TEST_PATIENCE` (a multiplier) stretches on slow machines.
+
+#![forbid(unsafe_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tokio::process::{Child, Command};
+
+/// Waits until `$cond` (an async expression returning bool) holds, polling;
+/// panics with `$msg` after the patience (default 60 s × `SLUICE_TEST_PATIENCE`).
+#[macro_export]
+macro_rules! assert_eventually {
+    ($cond:expr, $($msg:tt)+) => {{
+        let deadline = std::time::Instant::now() + $crate::patience(std::time::Duration::from_secs(60));
+        loop {
+            if $cond {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!($($msg)+);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }};
+}
+
+/// `base` stretched by `SLUICE_TEST_PATIENCE` (default 1).
+pub fn patience(base: Duration) -> Duration {
+    let factor: f64 = std::env::var("SLUICE_TEST_PATIENCE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    base.mul_f64(factor.max(0.1))
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// The repository root (where `.deps/` lives).
+pub fn repo_root() -> PathBuf {
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    while !dir.join(".deps").exists() && !dir.join("Makefile").exists() {
+        if !dir.pop() {
+            break;
+        }
+    }
+    dir
+}
+
+fn deps_dir() -> PathBuf {
+    std::env::var_os("SLUICE_DEPS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".deps"))
+}
+
+/// The cargo target directory of the running test binary (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/debug/deps/<test> → target/debug
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// A child process killed when dropped.
+#[derive(Debug)]
+pub struct Proc {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// Spawns `cmd` with its output appended to `log`.
+    pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Result<Self> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("open {}", log.display()))?;
+        let err = out.try_clone()?;
+        cmd.stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("spawn {name} (did `make deps` and `cargo build` run?)"))?;
+        Ok(Self {
+            name: name.to_string(),
+            child: Some(child),
+            log,
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// Kills with SIGKILL and waits.
+    pub async fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill().await;
+            let _ = c.wait().await;
+        }
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the exit status.
+    pub async fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        if let Some(pid) = c.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        match tokio::time::timeout(timeout, c.wait()).await {
+            Ok(Ok(status)) => Some(status),
+            _ => {
+                let _ = c.kill().await;
+                None
+            }
+        }
+    }
+
+    /// The tail of the process's log (for failure messages).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        let start = all.len().saturating_sub(lines);
+        format!("--- {} log ---\n{}", self.name, all[start..].join("\n"))
+    }
+}
+
+async fn wait_for_port(port: u16, what: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + patience(Duration::from_secs(60));
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("{what} did not listen on port {port}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A NATS server with JetStream, data in a temp dir.
+#[derive(Debug)]
+pub struct Nats {
+    /// The process.
+    pub proc: Proc,
+    /// Client port.
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl Nats {
+    /// Starts a server in `dir`.
+    pub async fn start(dir: &Path) -> Result<Self> {
+        let port = free_port();
+        let data = dir.join("nats");
+        std::fs::create_dir_all(&data)?;
+        let mut cmd = Command::new(deps_dir().join("bin/nats-server"));
+        cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(&data);
+        let proc = Proc::spawn("nats", cmd, dir.join("nats.log"))?;
+        wait_for_port(port, "nats-server").await?;
+        Ok(Self {
+            proc,
+            port,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The client URL.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// DynamoDB Local, data in a temp dir (so it survives a stop/start).
+#[derive(Debug)]
+pub struct Dynamo {
+    /// The process (None while stopped).
+    pub proc: Option<Proc>,
+    /// Port.
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl Dynamo {
+    /// Starts DynamoDB Local with its database in `dir`.
+    pub async fn start(dir: &Path) -> Result<Self> {
+        let mut d = Self {
+            proc: None,
+            port: free_port(),
+            dir: dir.to_path_buf(),
+        };
+        d.resume().await?;
+        Ok(d)
+    }
+
+    /// The endpoint URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (the data stays on disk).
+    pub async fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill().await;
+        }
+    }
+
+    /// Starts it again on the same port with the same data.
+    pub async fn resume(&mut self) -> Result<()> {
+        let lib = deps_dir().join("dynamodb-local/lib");
+        let data = self.dir.join("dynamodb");
+        std::fs::create_dir_all(&data)?;
+        let mut cmd = Command::new("java");
+        cmd.arg(format!("-Djava.library.path={}", lib.display()))
+            .arg("-Xmx512m")
+            .arg("-cp")
+            .arg(format!("{}/*", lib.display()))
+            .arg("com.amazonaws.services.dynamodbv2.local.main.ServerRunner")
+            .args(["-sharedDb", "-port", &self.port.to_string(), "-dbPath"])
+            .arg(&data);
+        self.proc = Some(Proc::spawn(
+            "dynamodb",
+            cmd,
+            self.dir.join("dynamodb.log"),
+        )?);
+        wait_for_port(self.port, "DynamoDB Local").await
+    }
+}
+
+/// The servers a sluice test needs, in one temp dir.
+#[derive(Debug)]
+pub struct Servers {
+    /// NATS.
+    pub nats: Nats,
+    /// The DynamoDB-API store.
+    pub dynamo: Dynamo,
+    /// Their temp dir (deleted on drop).
+    pub dir: tempfile::TempDir,
+}
+
+impl Servers {
+    /// Starts NATS and DynamoDB Local.
+    pub async fn start() -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("sluice-test-").tempdir()?;
+        let (nats, dynamo) = tokio::try_join!(Nats::start(dir.path()), Dynamo::start(dir.path()))?;
+        Ok(Self { nats, dynamo, dir })
+    }
+
+    /// The environment a sluice service needs to use these servers, with a
+    /// random stream and table prefix so tests never see each other's data.
+    pub fn env(&self, prefix: &str) -> Vec<(String, String)> {
+        vec![
+            ("SLUICE_NATS_URL".into(), self.nats.url()),
+            ("SLUICE_NATS_STREAM_PREFIX".into(), prefix.into()),
+            ("SLUICE_STORE_ENDPOINT_URL".into(), self.dynamo.url()),
+            ("SLUICE_STORE_TABLE_PREFIX".into(), format!("{prefix}_")),
+            ("SLUICE_LOG".into(), "info".into()),
+        ]
+    }
+}
+
+/// A random prefix for streams and tables.
+pub fn unique_prefix(name: &str) -> String {
+    let n: u32 = std::process::id() ^ (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0));
+    format!("t{name}{n:x}")
+}
+
+/// Starts one of sluice's service binaries with `env`, waiting until its
+/// `/readyz` on `admin_port` answers 200.
+pub async fn start_service(
+    binary: &str,
+    env: &[(String, String)],
+    admin_port: u16,
+    log: PathBuf,
+) -> Result<Proc> {
+    let path = bin_dir().join(binary);
+    let mut cmd = Command::new(&path);
+    cmd.env_clear();
+    for key in ["PATH", "HOME"] {
+        if let Ok(v) = std::env::var(key) {
+            cmd.env(key, v);
+        }
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let proc = Proc::spawn(binary, cmd, log)?;
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{admin_port}/readyz");
+    let deadline = std::time::Instant::now() + patience(Duration::from_secs(60));
+    loop {
+        if let Ok(r) = client.get(&url).send().await {
+            if r.status().is_success() {
+                return Ok(proc);
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("{binary} not ready at {url}\n{}", proc.log_tail(40));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,1 +1,83 @@
-//! placeholder
+//! The gateway: sluice's API Gateway. It authenticates and throttles
+//! clients, validates requests, and answers 202 for events and orders only
+//! once JetStream has acknowledged them; it serves synchronous reads
+//! (event status, orders, stock) and writes (stock) from the store, and the
+//! dead-letter queue's listing and redrive.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod idempotency;
+pub mod receipts;
+pub mod routes;
+pub mod throttle;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use sluice_bus::Bus;
+use sluice_store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use app::app;
+pub use config::Config;
+
+/// State shared by all handlers.
+#[derive(Debug)]
+pub struct State {
+    /// Configuration.
+    pub config: Config,
+    /// JetStream.
+    pub bus: Bus,
+    /// The store.
+    pub store: Store,
+    /// Credentials.
+    pub auth: Arc<auth::Authenticator>,
+    /// Per-principal rate limits.
+    pub throttle: throttle::Throttle,
+    /// Acceptance receipts to write.
+    pub receipts: receipts::Sender,
+}
+
+/// Shared handle on [`State`].
+pub type Shared = Arc<State>;
+
+/// Connects, declares streams and tables, and serves on `listener` until
+/// `shutdown`; then finishes in-flight requests and queued receipts.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let bus = Bus::connect(&config.nats, "sluice-gateway").await?;
+    bus.declare_streams(&config.queue, config.nats.replicas)
+        .await
+        .context("declaring streams")?;
+    let store = Store::connect(&config.store).await;
+    if config.store.create_tables {
+        if let Err(e) = store.ensure_tables().await {
+            // The ingest path does not need the store: start anyway, /readyz tells.
+            tracing::warn!(error = %e, "cannot create tables now; reads will fail until the store is up");
+        }
+    }
+    let receipts_stop = CancellationToken::new();
+    let (receipts, receipts_task) = receipts::start(store.clone(), receipts_stop.clone());
+    let state: Shared = Arc::new(State {
+        auth: auth::Authenticator::new(&config),
+        throttle: throttle::Throttle::new(config.rate_per_second, config.burst),
+        config,
+        bus,
+        store,
+        receipts,
+    });
+    tokio::spawn(app::shrink_throttle(state.clone(), shutdown.clone()));
+    axum::serve(listener, app(state.clone()))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("serving")?;
+    receipts_stop.cancel();
+    drop(state);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), receipts_task).await;
+    Ok(())
+}

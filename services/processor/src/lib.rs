@@ -1,1 +1,97 @@
-//! placeholder
+//! The processor: the "Lambda behind the SQS queue". It consumes the ingest
+//! work queue, applies each command to the store idempotently (events are
+//! recorded, orders reserve stock and are confirmed or rejected), publishes
+//! the resulting domain events to the bus, and dead-letters what cannot be
+//! processed. See `consumer` for delivery handling and `work` for the
+//! per-kind logic.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod consumer;
+pub mod error;
+pub mod work;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use sluice_bus::Bus;
+use sluice_store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+/// State shared by the consumer and the admin endpoints.
+#[derive(Debug)]
+pub struct State {
+    /// Configuration.
+    pub config: Config,
+    /// JetStream.
+    pub bus: Bus,
+    /// The store.
+    pub store: Store,
+}
+
+/// Shared handle on [`State`].
+pub type Shared = Arc<State>;
+
+/// Connects, declares streams and tables, serves the admin endpoints on
+/// `listener` and consumes until `shutdown` is cancelled; then drains.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let bus = Bus::connect(&config.nats, "sluice-processor").await?;
+    bus.declare_streams(&config.queue, config.nats.replicas)
+        .await
+        .context("declaring streams")?;
+    let store = Store::connect(&config.store).await;
+    if config.store.create_tables {
+        wait_for_tables(&store, &shutdown).await?;
+    }
+    let state: Shared = Arc::new(State { config, bus, store });
+
+    let admin = axum::serve(listener, app::app(state.clone()))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let admin = tokio::spawn(async move { admin.await });
+    let gauges = tokio::spawn(gauges(state.clone(), shutdown.clone()));
+
+    let result = consumer::run(state.clone(), shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = gauges.await;
+    let _ = admin.await;
+    result
+}
+
+/// Creates missing tables, retrying while the store is not up yet.
+async fn wait_for_tables(store: &Store, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    loop {
+        match store.ensure_tables().await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "store not ready; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => anyhow::bail!("shut down before the store was ready"),
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            }
+            Err(e) => return Err(e).context("creating tables"),
+        }
+    }
+}
+
+/// Publishes queue lag and DLQ depth as gauges.
+async fn gauges(state: Shared, shutdown: CancellationToken) {
+    let consumer = state.bus.names().processor();
+    loop {
+        if let Ok(lag) = state.bus.queue_lag(&consumer).await {
+            metrics::gauge!("sluice.processor.queue.lag").set(lag as f64);
+        }
+        if let Ok(depth) = state.bus.dlq_depth().await {
+            metrics::gauge!("sluice.processor.dlq.depth").set(depth as f64);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(state.config.gauge_interval) => {}
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! `/healthz` (the process is alive), `/readyz` (NATS and the store answer), `/metrics`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use crate::Shared;
+
+/// Liveness.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: NATS connected and the store answering.
+pub async fn readyz(State(state): State<Shared>) -> (StatusCode, String) {
+    if !state.bus.is_connected() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "nats: not connected".into());
+    }
+    if let Err(e) = state.store.ping().await {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"));
+    }
+    (StatusCode::OK, "ready".into())
+}
+
+/// Prometheus metrics.
+pub async fn metrics() -> String {
+    sluice_telemetry::metrics_handle().render()
+}

@@ -1,0 +1,52 @@
+//! The processor's configuration, from `SLUICE_*` variables.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+use sluice_bus::QueueConfig;
+use sluice_config::{serialize_duration, ConfigError, Env, NatsConfig, StoreConfig, TelemetryConfig};
+
+/// Everything the processor reads at start.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// `SLUICE_PROCESSOR_LISTEN`: address of `/healthz`, `/readyz` and `/metrics`. Default `127.0.0.1:8081`.
+    pub listen: SocketAddr,
+    /// `SLUICE_PROCESSOR_CONCURRENCY`: messages processed at once. Default 64: enough
+    /// to keep a store busy over the network without flooding it.
+    pub concurrency: usize,
+    /// `SLUICE_PROCESSOR_BATCH`: messages pulled per request. Default 64 (one per slot).
+    pub batch: usize,
+    /// `SLUICE_PROCESSOR_SHUTDOWN_TIMEOUT`: how long in-flight messages may take
+    /// to finish after SIGTERM. Default 25s (under Kubernetes' 30s grace).
+    #[serde(serialize_with = "serialize_duration")]
+    pub shutdown_timeout: Duration,
+    /// `SLUICE_PROCESSOR_GAUGE_INTERVAL`: how often queue lag and DLQ depth are read. Default 5s.
+    #[serde(serialize_with = "serialize_duration")]
+    pub gauge_interval: Duration,
+    /// Queue behaviour (`SLUICE_QUEUE_*`).
+    pub queue: QueueConfig,
+    /// NATS (`SLUICE_NATS_*`).
+    pub nats: NatsConfig,
+    /// The store (`SLUICE_STORE_*`).
+    pub store: StoreConfig,
+    /// Logs and traces.
+    pub telemetry: TelemetryConfig,
+}
+
+impl Config {
+    /// Reads the configuration.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            listen: env.parse("SLUICE_PROCESSOR_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8081)))?,
+            concurrency: env.number("SLUICE_PROCESSOR_CONCURRENCY", 64, 1..=4096)?,
+            batch: env.number("SLUICE_PROCESSOR_BATCH", 64, 1..=1024)?,
+            shutdown_timeout: env.duration("SLUICE_PROCESSOR_SHUTDOWN_TIMEOUT", Duration::from_secs(25))?,
+            gauge_interval: env.duration("SLUICE_PROCESSOR_GAUGE_INTERVAL", Duration::from_secs(5))?,
+            queue: QueueConfig::from_env(env)?,
+            nats: NatsConfig::from_env(env)?,
+            store: StoreConfig::from_env(env)?,
+            telemetry: TelemetryConfig::from_env(env)?,
+        })
+    }
+}
