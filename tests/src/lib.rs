@@ -1,1 +1,205 @@
-//! placeholder
+//! The end-to-end harness: a whole sluice stack (NATS, DynamoDB Local,
+//! gateway and processor as real processes) per test, with helpers to call
+//! the API and to look at the queues and tables directly.
+
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::Value;
+use sluice_bus::Bus;
+use sluice_config::{Env, NatsConfig, StoreConfig};
+use sluice_store::Store;
+use sluice_testkit::{free_port, start_service, unique_prefix, Proc, Servers};
+
+pub use sluice_testkit::assert_eventually;
+
+/// API key with every scope.
+pub const ADMIN_KEY: &str = "test-admin-key";
+/// API key that may only read events.
+pub const READER_KEY: &str = "test-reader-key";
+/// HS256 secret for bearer tokens.
+pub const JWT_SECRET: &str = "test-jwt-secret";
+
+/// A running stack.
+pub struct Stack {
+    /// NATS and DynamoDB Local.
+    pub servers: Servers,
+    /// The gateway process.
+    pub gateway: Proc,
+    /// The processor process, while running.
+    pub processor: Option<Proc>,
+    /// Base URL of the gateway.
+    pub url: String,
+    /// Processor admin port.
+    pub processor_port: u16,
+    /// Environment of the services.
+    pub env: Vec<(String, String)>,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    /// Direct JetStream access.
+    pub bus: Bus,
+    /// Direct store access.
+    pub store: Store,
+}
+
+impl Stack {
+    /// Starts everything; `extra` overrides service variables.
+    pub async fn start(name: &str, extra: &[(&str, &str)]) -> Result<Self> {
+        Self::start_with(name, extra, true).await
+    }
+
+    /// Starts everything, the processor only if `processor`.
+    pub async fn start_with(name: &str, extra: &[(&str, &str)], processor: bool) -> Result<Self> {
+        let servers = Servers::start().await?;
+        let prefix = unique_prefix(name);
+        let gateway_port = free_port();
+        let processor_port = free_port();
+        let mut env = servers.env(&prefix);
+        env.push(("SLUICE_GATEWAY_LISTEN".into(), format!("127.0.0.1:{gateway_port}")));
+        env.push(("SLUICE_PROCESSOR_LISTEN".into(), format!("127.0.0.1:{processor_port}")));
+        env.push((
+            "SLUICE_GATEWAY_API_KEYS".into(),
+            format!(
+                r#"[{{"principal":"admin","key":"{ADMIN_KEY}","scopes":["*"]}},
+                    {{"principal":"reader","key":"{READER_KEY}","scopes":["events:read"]}}]"#
+            ),
+        ));
+        env.push(("SLUICE_GATEWAY_JWT_HS256_SECRET".into(), JWT_SECRET.into()));
+        env.push(("SLUICE_PROCESSOR_GAUGE_INTERVAL".into(), "1s".into()));
+        for (k, v) in extra {
+            env.retain(|(key, _)| key != k);
+            env.push(((*k).into(), (*v).into()));
+        }
+        let log_dir = servers.dir.path().to_path_buf();
+        let gateway = start_service("sluice-gateway", &env, gateway_port, log_dir.join("gateway.log")).await?;
+        let processor = if processor {
+            Some(start_service("sluice-processor", &env, processor_port, log_dir.join("processor.log")).await?)
+        } else {
+            None
+        };
+        let cfg_env = Env::from_pairs(env.clone());
+        let bus = Bus::connect(&NatsConfig::from_env(&cfg_env)?, "sluice-e2e").await?;
+        let store = Store::connect(&StoreConfig::from_env(&cfg_env)?).await;
+        Ok(Self {
+            servers,
+            gateway,
+            processor,
+            url: format!("http://127.0.0.1:{gateway_port}"),
+            processor_port,
+            env,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
+            bus,
+            store,
+        })
+    }
+
+    /// Starts (again) the processor.
+    pub async fn start_processor(&mut self) -> Result<()> {
+        let log = self.servers.dir.path().join("processor.log");
+        self.processor = Some(start_service("sluice-processor", &self.env, self.processor_port, log).await?);
+        Ok(())
+    }
+
+    /// SIGKILLs the processor.
+    pub async fn kill_processor(&mut self) {
+        if let Some(mut p) = self.processor.take() {
+            p.kill().await;
+        }
+    }
+
+    /// Logs of the services, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut s = self.gateway.log_tail(30);
+        if let Some(p) = &self.processor {
+            s.push('\n');
+            s.push_str(&p.log_tail(30));
+        }
+        s
+    }
+
+    /// A request with the admin key.
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .header("x-api-key", ADMIN_KEY)
+    }
+
+    /// POSTs JSON with the admin key; returns status, headers and body.
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
+        let r = self.req(reqwest::Method::POST, path).json(body).send().await.expect("request");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.json().await.unwrap_or(Value::Null);
+        (status, headers, body)
+    }
+
+    /// GETs with the admin key; returns status and body.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.req(reqwest::Method::GET, path).send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The status of an event as the API reports it.
+    pub async fn event_status(&self, id: &str) -> Option<String> {
+        let (code, body) = self.get(&format!("/v1/events/{id}")).await;
+        (code == 200).then(|| body["status"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Messages in a stream (`INGEST`, `DLQ`, `BUS`).
+    pub async fn stream_messages(&self, stream: &str) -> u64 {
+        let name = match stream {
+            "INGEST" => self.bus.names().ingest(),
+            "DLQ" => self.bus.names().dlq(),
+            _ => self.bus.names().bus(),
+        };
+        let mut s = self.bus.jetstream().get_stream(name).await.expect("stream");
+        s.info().await.expect("info").state.messages
+    }
+
+    /// Every item of a table (scan), as raw JSON-ish maps.
+    pub async fn scan_count(&self, table: &str) -> usize {
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let out = self
+                .store
+                .client()
+                .scan()
+                .table_name(table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            count += out.items().len();
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        count
+    }
+
+    /// The ids of every message on the bus stream (to check for duplicates).
+    pub async fn bus_event_ids(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        let stream = self.bus.jetstream().get_stream(self.bus.names().bus()).await.expect("bus");
+        let subject = self.bus.names().subject("bus.>");
+        let mut seq = 1;
+        while let Ok(m) = stream.direct_get_next_for_subject(&subject, Some(seq)).await {
+            let m = sluice_bus::async_nats::jetstream::message::StreamMessage::try_from(m.message).expect("msg");
+            seq = m.sequence + 1;
+            let v: Value = serde_json::from_slice(&m.payload).expect("json");
+            ids.push(v["id"].as_str().unwrap_or_default().to_string());
+        }
+        ids
+    }
+}
+
+/// An event body.
+pub fn event(n: usize) -> Value {
+    serde_json::json!({"source": "e2e", "detail-type": "Tick", "detail": {"n": n}})
+}

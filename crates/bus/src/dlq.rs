@@ -102,7 +102,7 @@ impl Bus {
         if let Some(orig) = f.headers {
             for (k, values) in orig.iter() {
                 let name: &str = k.as_ref();
-                if name.eq_ignore_ascii_case("Nats-Msg-Id") || name.starts_with("Nats-") {
+                if name.starts_with("Nats-") {
                     continue;
                 }
                 for v in values {

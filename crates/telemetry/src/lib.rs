@@ -227,6 +227,9 @@ impl Extractor for HttpHeaders<'_> {
 struct HttpHeadersMut<'a>(&'a mut http::HeaderMap);
 impl Injector for HttpHeadersMut<'_> {
     fn set(&mut self, key: &str, value: String) {
+        if value.is_empty() {
+            return;
+        }
         if let (Ok(k), Ok(v)) = (
             http::HeaderName::from_bytes(key.as_bytes()),
             http::HeaderValue::from_str(&value),
@@ -249,6 +252,9 @@ impl Extractor for NatsHeaders<'_> {
 struct NatsHeadersMut<'a>(&'a mut async_nats::HeaderMap);
 impl Injector for NatsHeadersMut<'_> {
     fn set(&mut self, key: &str, value: String) {
+        if value.is_empty() {
+            return;
+        }
         self.0.insert(key, value.as_str());
     }
 }

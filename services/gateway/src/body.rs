@@ -21,6 +21,9 @@ pub struct JsonBody {
 impl JsonBody {
     /// Converts the value into `T`, naming the offending field on failure.
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        if !self.value.is_object() {
+            return Err(sluice_model::FieldError::new("", "the body must be a JSON object").into());
+        }
         Ok(sluice_model::from_value(self.value.clone())?)
     }
 }

@@ -106,12 +106,18 @@ async fn handle(state: &Shared, msg: Message) {
             return;
         }
     };
-    let msg_id = msg
-        .headers
-        .as_ref()
-        .and_then(|h| h.get("Nats-Msg-Id"))
-        .map(|v| v.as_str().to_string())
-        .unwrap_or_else(|| format!("{stream_name}-{stream_seq}"));
+    let envelope = Envelope::from_bytes(&msg.payload);
+    // The event id is the envelope's; a redriven message carries a different
+    // Nats-Msg-Id (so the dedupe window cannot swallow it) but the same event.
+    let msg_id = match &envelope {
+        Ok(e) => e.id.clone(),
+        Err(_) => msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_else(|| format!("{stream_name}-{stream_seq}")),
+    };
 
     let span = info_span!(
         "sluice.processor.message",
@@ -126,7 +132,6 @@ async fn handle(state: &Shared, msg: Message) {
 
     async {
         let accepted_at = published.format(&Rfc3339).unwrap_or_default();
-        let envelope = Envelope::from_bytes(&msg.payload);
         let delivery = Delivery {
             id: &msg_id,
             kind: &kind,
@@ -150,6 +155,7 @@ async fn handle(state: &Shared, msg: Message) {
         let outcome = match result {
             Ok(()) => {
                 ack(&msg).await;
+                tracing::debug!("processed");
                 "processed"
             }
             Err(ProcessError::Transient(reason)) if delivered < max => {

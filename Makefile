@@ -1,0 +1,42 @@
+# sluice: the entry points. `make up` starts everything locally, `make test`
+# runs every suite. Servers are installed into .deps/ by `make deps`.
+SHELL := /bin/bash
+CARGO ?= cargo
+PROFILE ?= release
+export SLUICE_PROFILE := $(PROFILE)
+PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
+
+.PHONY: deps build up down dev test lint bench fmt clean
+
+deps: ## install NATS server and DynamoDB Local into .deps/
+	@bash scripts/deps.sh
+
+build: ## build the service binaries
+	$(CARGO) build $(PROFILE_FLAG) --bins
+
+up: deps build ## start servers and services in the background; idempotent
+	@bash scripts/up.sh
+
+down: ## stop everything `make up` started
+	@bash scripts/down.sh
+
+dev: up ## `up`, then follow every log
+	@tail -n 20 -F .sluice/log/*.log
+
+test: deps ## every test suite, against real servers started per test
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace --no-fail-fast -- --test-threads=$${SLUICE_TEST_THREADS:-2}
+
+lint: ## formatting and clippy, warnings denied
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench: deps ## ingest benchmark; results in bench/results/
+	$(CARGO) build --release --bins
+	$(CARGO) run --release -p sluice-bench -- --out bench/results
+
+clean: down
+	rm -rf .sluice

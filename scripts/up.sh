@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Starts the local stack as background processes: NATS (JetStream), DynamoDB
+# Local, the gateway and the processor. Idempotent: what is already running
+# is left alone, so a killed process comes back with another `make up`.
+#
+#   .sluice/run/<name>.pid   process ids      .sluice/log/<name>.log   logs
+#   .sluice/data/            server data      .sluice/dev.env          URL + dev API key
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+profile="${SLUICE_PROFILE:-release}"
+bin="$root/target/$profile"
+state="$root/.sluice"
+mkdir -p "$state/run" "$state/log" "$state/data/nats" "$state/data/dynamodb"
+
+NATS_PORT="${SLUICE_NATS_PORT:-4222}"
+NATS_MONITOR_PORT="${SLUICE_NATS_MONITOR_PORT:-8222}"
+DYNAMO_PORT="${SLUICE_DYNAMO_PORT:-8000}"
+GATEWAY_PORT="${SLUICE_GATEWAY_PORT:-8080}"
+PROCESSOR_PORT="${SLUICE_PROCESSOR_PORT:-8081}"
+# fsync every JetStream write: on a single node this is what makes a 202 durable
+# against power loss, not just against a process crash. `SLUICE_NATS_SYNC=default`
+# keeps the server's periodic sync.
+NATS_SYNC="${SLUICE_NATS_SYNC:-always}"
+
+running() { [ -f "$state/run/$1.pid" ] && kill -0 "$(cat "$state/run/$1.pid")" 2>/dev/null; }
+
+start() { # name command...
+  local name=$1; shift
+  if running "$name"; then
+    echo "up: $name already running (pid $(cat "$state/run/$name.pid"))"
+    return
+  fi
+  nohup "$@" >>"$state/log/$name.log" 2>&1 </dev/null &
+  echo $! >"$state/run/$name.pid"
+  echo "up: started $name (pid $!)"
+}
+
+wait_http() { # name url
+  for _ in $(seq 1 600); do
+    if curl -fsS -o /dev/null "$2" 2>/dev/null; then return 0; fi
+    if ! running "$1"; then echo "up: $1 exited; see $state/log/$1.log" >&2; tail -20 "$state/log/$1.log" >&2; exit 1; fi
+    sleep 0.2
+  done
+  echo "up: $1 not ready at $2; see $state/log/$1.log" >&2; exit 1
+}
+
+wait_port() { # name port
+  for _ in $(seq 1 600); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then return 0; fi
+    if ! running "$1"; then echo "up: $1 exited; see $state/log/$1.log" >&2; tail -20 "$state/log/$1.log" >&2; exit 1; fi
+    sleep 0.2
+  done
+  echo "up: $1 did not open port $2" >&2; exit 1
+}
+
+# --- servers ------------------------------------------------------------------
+sync_line=""
+[ "$NATS_SYNC" = "always" ] && sync_line="sync_interval: always"
+cat >"$state/nats.conf" <<CONF
+listen: 127.0.0.1:$NATS_PORT
+http: 127.0.0.1:$NATS_MONITOR_PORT
+jetstream {
+  store_dir: "$state/data/nats"
+  $sync_line
+}
+CONF
+start nats "$root/.deps/bin/nats-server" -c "$state/nats.conf"
+ddb="$root/.deps/dynamodb-local/lib"
+start dynamodb java "-Djava.library.path=$ddb" -Xmx512m -cp "$ddb/*" \
+  com.amazonaws.services.dynamodbv2.local.main.ServerRunner \
+  -sharedDb -dbPath "$state/data/dynamodb" -port "$DYNAMO_PORT"
+wait_port nats "$NATS_PORT"
+wait_port dynamodb "$DYNAMO_PORT"
+
+# --- development credentials ---------------------------------------------------
+if [ -f "$state/dev.env" ] && grep -q '^SLUICE_API_KEY=' "$state/dev.env"; then
+  key="$(sed -n 's/^SLUICE_API_KEY=//p' "$state/dev.env")"
+else
+  key="dev-$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
+fi
+gateway_url="http://127.0.0.1:$GATEWAY_PORT"
+printf 'SLUICE_GATEWAY_URL=%s\nSLUICE_API_KEY=%s\n' "$gateway_url" "$key" >"$state/dev.env"
+
+# --- services --------------------------------------------------------------------
+export SLUICE_NATS_URL="nats://127.0.0.1:$NATS_PORT"
+export SLUICE_STORE_ENDPOINT_URL="http://127.0.0.1:$DYNAMO_PORT"
+export SLUICE_GATEWAY_LISTEN="127.0.0.1:$GATEWAY_PORT"
+export SLUICE_PROCESSOR_LISTEN="127.0.0.1:$PROCESSOR_PORT"
+export SLUICE_GATEWAY_API_KEYS="[{\"principal\":\"dev\",\"key\":\"$key\",\"scopes\":[\"*\"]}]"
+start processor "$bin/sluice-processor"
+start gateway "$bin/sluice-gateway"
+wait_http processor "http://127.0.0.1:$PROCESSOR_PORT/readyz"
+wait_http gateway "$gateway_url/readyz"
+
+cat <<MSG
+
+sluice is up.
+  gateway      $gateway_url   (OpenAPI: $gateway_url/openapi.json)
+  dev API key  $key   (every scope)
+  metrics      $gateway_url/metrics, http://127.0.0.1:$PROCESSOR_PORT/metrics
+  logs         $state/log/
+Both are in .sluice/dev.env:   source .sluice/dev.env
+MSG
