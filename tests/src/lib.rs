@@ -160,8 +160,18 @@ impl Stack {
         s.info().await.expect("info").state.messages
     }
 
-    /// Every item of a table (scan), as raw JSON-ish maps.
+    /// Events recorded as processed.
+    pub async fn processed_count(&self) -> usize {
+        let table = self.store.tables().events.clone();
+        self.scan_filtered(&table, Some("processed")).await
+    }
+
+    /// Items in a table (a full scan); 0 while the store does not answer.
     pub async fn scan_count(&self, table: &str) -> usize {
+        self.scan_filtered(table, None).await
+    }
+
+    async fn scan_filtered(&self, table: &str, status: Option<&str>) -> usize {
         let mut count = 0;
         let mut start = None;
         loop {
@@ -171,9 +181,14 @@ impl Stack {
                 .scan()
                 .table_name(table)
                 .set_exclusive_start_key(start)
+                .set_filter_expression(status.map(|_| "#s = :s".to_string()))
+                .set_expression_attribute_names(status.map(|_| [("#s".to_string(), "status".to_string())].into()))
+                .set_expression_attribute_values(
+                    status.map(|s| [(":s".to_string(), sluice_store::AttributeValue::S(s.to_string()))].into()),
+                )
                 .send()
-                .await
-                .expect("scan");
+                .await;
+            let Ok(out) = out else { return 0 };
             count += out.items().len();
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),

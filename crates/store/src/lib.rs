@@ -23,7 +23,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+pub use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use sluice_config::StoreConfig;
 
@@ -73,6 +73,8 @@ where
                     | "InternalFailure"
                     | "ServiceUnavailable"
                     | "ResourceInUseException"
+                    // A table not created yet (start-up, or another replica creating it).
+                    | "ResourceNotFoundException"
             );
             if transient {
                 StoreError::Unavailable(format!("{code}: {msg}"))
@@ -136,6 +138,7 @@ impl Tables {
 pub struct Store {
     client: Client,
     tables: Tables,
+    tables_ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Store {
@@ -163,6 +166,8 @@ impl Store {
         Self {
             client: Client::new(&sdk),
             tables: Tables::new(&config.table_prefix),
+            // Tables managed outside sluice are taken to exist.
+            tables_ready: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(!config.create_tables)),
         }
     }
 
@@ -176,8 +181,11 @@ impl Store {
         &self.client
     }
 
-    /// Checks the store answers (used by `/readyz`).
+    /// Checks the store answers and every table exists (used by `/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
+        if !self.tables_ready.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(StoreError::Unavailable("tables are not created yet".into()));
+        }
         self.client
             .describe_table()
             .table_name(&self.tables.events)
@@ -189,7 +197,26 @@ impl Store {
 
     /// Creates every missing table and waits until it is active.
     pub async fn ensure_tables(&self) -> Result<(), StoreError> {
-        schema::ensure(&self.client, &self.tables).await
+        schema::ensure(&self.client, &self.tables).await?;
+        self.tables_ready.store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// [`Store::ensure_tables`], retried every second while the store is
+    /// unavailable, until it succeeds, fails for good, or `stop` fires.
+    pub async fn ensure_tables_retrying(&self, stop: &tokio_util::sync::CancellationToken) -> Result<(), StoreError> {
+        loop {
+            match self.ensure_tables().await {
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, "store not ready; retrying table creation");
+                    tokio::select! {
+                        _ = stop.cancelled() => return Err(e),
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 }
 

@@ -56,10 +56,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         .context("declaring streams")?;
     let store = Store::connect(&config.store).await;
     if config.store.create_tables {
-        if let Err(e) = store.ensure_tables().await {
-            // The ingest path does not need the store: start anyway, /readyz tells.
-            tracing::warn!(error = %e, "cannot create tables now; reads will fail until the store is up");
-        }
+        // The ingest path does not need the store: serve at once, and keep
+        // creating tables in the background until the store answers.
+        let (store, stop) = (store.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.ensure_tables_retrying(&stop).await {
+                tracing::error!(error = %e, "cannot create tables");
+            }
+        });
     }
     let receipts_stop = CancellationToken::new();
     let (receipts, receipts_task) = receipts::start(store.clone(), receipts_stop.clone());

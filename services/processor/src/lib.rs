@@ -46,7 +46,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         .context("declaring streams")?;
     let store = Store::connect(&config.store).await;
     if config.store.create_tables {
-        wait_for_tables(&store, &shutdown).await?;
+        store
+            .ensure_tables_retrying(&shutdown)
+            .await
+            .context("creating tables")?;
     }
     let state: Shared = Arc::new(State { config, bus, store });
 
@@ -60,23 +63,6 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let _ = gauges.await;
     let _ = admin.await;
     result
-}
-
-/// Creates missing tables, retrying while the store is not up yet.
-async fn wait_for_tables(store: &Store, shutdown: &CancellationToken) -> anyhow::Result<()> {
-    loop {
-        match store.ensure_tables().await {
-            Ok(()) => return Ok(()),
-            Err(e) if e.is_transient() => {
-                tracing::warn!(error = %e, "store not ready; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => anyhow::bail!("shut down before the store was ready"),
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                }
-            }
-            Err(e) => return Err(e).context("creating tables"),
-        }
-    }
 }
 
 /// Publishes queue lag and DLQ depth as gauges.
