@@ -24,7 +24,8 @@ async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
     let status = r.status().as_u16();
     if status >= 400 {
         assert_eq!(
-            r.headers()["content-type"], "application/problem+json",
+            r.headers()["content-type"],
+            "application/problem+json",
             "errors are problem+json"
         );
     }
@@ -87,32 +88,59 @@ async fn bad_requests_get_the_right_4xx_and_write_nothing() {
         let (got, body) = send(req).await;
         let pointer_ok = pointer.is_none_or(|p| body["pointer"] == p);
         if got != status || body["status"] != status || !pointer_ok {
-            wrong.push(format!("{what}: expected {status} {pointer:?}, got {got} {body}"));
+            wrong.push(format!(
+                "{what}: expected {status} {pointer:?}, got {got} {body}"
+            ));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-    assert_eq!(stack.stream_messages("INGEST").await, 0, "nothing was queued");
-    assert_eq!(stack.scan_count(&stack.store.tables().inventory).await, 0, "nothing was stored");
+    assert_eq!(
+        stack.stream_messages("INGEST").await,
+        0,
+        "nothing was queued"
+    );
+    assert_eq!(
+        stack.scan_count(&stack.store.tables().inventory).await,
+        0,
+        "nothing was stored"
+    );
     assert_eq!(stack.scan_count(&stack.store.tables().orders).await, 0);
 
     // The gateway is still healthy after all that.
-    let r = stack.http.get(format!("{}/healthz", stack.url)).send().await.unwrap();
+    let r = stack
+        .http
+        .get(format!("{}/healthz", stack.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
 #[tokio::test]
 async fn a_principal_over_its_rate_gets_429_with_retry_after() {
-    let stack = Stack::start_with("throttle", &[("SLUICE_GATEWAY_RATE", "1"), ("SLUICE_GATEWAY_BURST", "3")], false)
-        .await
-        .unwrap();
+    let stack = Stack::start_with(
+        "throttle",
+        &[("SLUICE_GATEWAY_RATE", "1"), ("SLUICE_GATEWAY_BURST", "3")],
+        false,
+    )
+    .await
+    .unwrap();
     let ok_event = json!({"source": "s", "detail-type": "t", "detail": {}});
     let mut statuses = Vec::new();
     let mut retry_after = None;
     for _ in 0..5 {
-        let r = stack.req(reqwest::Method::POST, "/v1/events").json(&ok_event).send().await.unwrap();
+        let r = stack
+            .req(reqwest::Method::POST, "/v1/events")
+            .json(&ok_event)
+            .send()
+            .await
+            .unwrap();
         statuses.push(r.status().as_u16());
         if r.status() == 429 {
-            retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+            retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
         }
     }
     assert_eq!(&statuses[..3], &[202, 202, 202], "{statuses:?}");
@@ -120,7 +148,13 @@ async fn a_principal_over_its_rate_gets_429_with_retry_after() {
     let secs: u64 = retry_after.expect("Retry-After").parse().unwrap();
     assert!((1..=2).contains(&secs));
     // Another principal has its own bucket.
-    let r = stack.http.get(format!("{}/v1/events/x", stack.url)).header("x-api-key", READER_KEY).send().await.unwrap();
+    let r = stack
+        .http
+        .get(format!("{}/v1/events/x", stack.url))
+        .header("x-api-key", READER_KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(stack.stream_messages("INGEST").await, 3);
 }
@@ -128,10 +162,37 @@ async fn a_principal_over_its_rate_gets_429_with_retry_after() {
 #[tokio::test]
 async fn the_openapi_document_describes_every_route() {
     let stack = Stack::start_with("openapi", &[], false).await.unwrap();
-    let doc: Value = stack.http.get(format!("{}/openapi.json", stack.url)).send().await.unwrap().json().await.unwrap();
-    for path in ["/v1/events", "/v1/events/{id}", "/v1/orders", "/v1/orders/{id}", "/v1/inventory/{sku}", "/v1/dlq", "/v1/dlq/redrive"] {
-        assert!(doc["paths"].get(path).is_some(), "{path} missing from OpenAPI");
+    let doc: Value = stack
+        .http
+        .get(format!("{}/openapi.json", stack.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/v1/events",
+        "/v1/events/{id}",
+        "/v1/orders",
+        "/v1/orders/{id}",
+        "/v1/inventory/{sku}",
+        "/v1/dlq",
+        "/v1/dlq/redrive",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from OpenAPI"
+        );
     }
-    let metrics = stack.http.get(format!("{}/metrics", stack.url)).send().await.unwrap().text().await.unwrap();
+    let metrics = stack
+        .http
+        .get(format!("{}/metrics", stack.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("sluice_gateway_requests"), "{metrics}");
 }

@@ -22,19 +22,37 @@ async fn an_undecodable_message_is_dead_lettered_at_once_with_its_reason() {
     // Another producer put garbage on the ingest queue.
     stack
         .bus
-        .publish("ingest.event", "garbage-1", bytes::Bytes::from_static(b"{not json"), Default::default())
+        .publish(
+            "ingest.event",
+            "garbage-1",
+            bytes::Bytes::from_static(b"{not json"),
+            Default::default(),
+        )
         .await
         .unwrap();
-    assert_eventually!(stack.stream_messages("DLQ").await == 1, "not dead-lettered\n{}", stack.logs());
+    assert_eventually!(
+        stack.stream_messages("DLQ").await == 1,
+        "not dead-lettered\n{}",
+        stack.logs()
+    );
     let (code, page) = stack.get("/v1/dlq").await;
     assert_eq!(code, 200);
     let entry = &page["entries"][0];
     assert_eq!(entry["id"], "garbage-1");
     assert_eq!(entry["terminal"], true);
     assert_eq!(entry["attempts"], 1, "a permanent failure is not retried");
-    assert!(entry["reason"].as_str().unwrap().contains("not an event envelope"), "{entry}");
+    assert!(
+        entry["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not an event envelope"),
+        "{entry}"
+    );
     assert_eq!(entry["payload"], "{not json");
-    assert_eventually!(stack.stream_messages("INGEST").await == 0, "dead letter not acknowledged");
+    assert_eventually!(
+        stack.stream_messages("INGEST").await == 0,
+        "dead letter not acknowledged"
+    );
 }
 
 #[tokio::test]
@@ -45,18 +63,33 @@ async fn exhausted_retries_dead_letter_and_redrive_brings_the_event_back() {
     assert_eq!(status, 202, "ingest does not need the store: {body}");
     let id = body["id"].as_str().unwrap().to_string();
 
-    assert_eventually!(stack.stream_messages("DLQ").await == 1, "not dead-lettered\n{}", stack.logs());
+    assert_eventually!(
+        stack.stream_messages("DLQ").await == 1,
+        "not dead-lettered\n{}",
+        stack.logs()
+    );
     stack.servers.dynamo.resume().await.unwrap();
     let (_, page) = stack.get("/v1/dlq").await;
     let entry = &page["entries"][0];
     assert_eq!(entry["id"], id.as_str());
-    assert_eq!(entry["attempts"], 3, "dead-lettered after max receive: {entry}");
+    assert_eq!(
+        entry["attempts"], 3,
+        "dead-lettered after max receive: {entry}"
+    );
     assert_eq!(entry["terminal"], false);
-    assert!(entry["reason"].as_str().unwrap().contains("store unavailable"), "{entry}");
+    assert!(
+        entry["reason"]
+            .as_str()
+            .unwrap()
+            .contains("store unavailable"),
+        "{entry}"
+    );
     assert_eq!(entry["payload"]["id"], id.as_str(), "original payload kept");
 
     // Redrive by id: the event goes back to its queue, is processed, leaves the DLQ.
-    let (code, _, report) = stack.post("/v1/dlq/redrive", &json!({"ids": [id, "not-there"]})).await;
+    let (code, _, report) = stack
+        .post("/v1/dlq/redrive", &json!({"ids": [id, "not-there"]}))
+        .await;
     assert_eq!(code, 200, "{report}");
     assert_eq!(report["redriven"], json!([id]));
     assert_eq!(report["not_found"], json!(["not-there"]));
@@ -66,7 +99,10 @@ async fn exhausted_retries_dead_letter_and_redrive_brings_the_event_back() {
         stack.logs()
     );
     assert_eq!(stack.stream_messages("DLQ").await, 0);
-    assert_eventually!(stack.bus_event_ids().await == vec![id.clone()], "not on the bus once");
+    assert_eventually!(
+        stack.bus_event_ids().await == vec![id.clone()],
+        "not on the bus once"
+    );
 }
 
 #[tokio::test]
@@ -75,7 +111,12 @@ async fn dlq_listing_pages_with_a_cursor() {
     for i in 0..5 {
         stack
             .bus
-            .publish("ingest.event", &format!("bad-{i}"), bytes::Bytes::from_static(b"x"), Default::default())
+            .publish(
+                "ingest.event",
+                &format!("bad-{i}"),
+                bytes::Bytes::from_static(b"x"),
+                Default::default(),
+            )
             .await
             .unwrap();
     }
@@ -84,12 +125,20 @@ async fn dlq_listing_pages_with_a_cursor() {
     assert_eq!(p1["entries"].as_array().unwrap().len(), 2);
     let next = p1["next"].as_u64().unwrap();
     let (_, p2) = stack.get(&format!("/v1/dlq?limit=2&after={next}")).await;
-    let (_, p3) = stack.get(&format!("/v1/dlq?limit=2&after={}", p2["next"])).await;
+    let (_, p3) = stack
+        .get(&format!("/v1/dlq?limit=2&after={}", p2["next"]))
+        .await;
     assert_eq!(p3["entries"].as_array().unwrap().len(), 1);
     assert!(p3["next"].is_null());
     let mut ids: Vec<String> = [&p1, &p2, &p3]
         .iter()
-        .flat_map(|p| p["entries"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()))
+        .flat_map(|p| {
+            p["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_string())
+        })
         .collect();
     ids.sort();
     assert_eq!(ids, (0..5).map(|i| format!("bad-{i}")).collect::<Vec<_>>());
@@ -99,7 +148,10 @@ async fn dlq_listing_pages_with_a_cursor() {
     let (code, _, report) = stack.post("/v1/dlq/redrive", &json!({})).await;
     assert_eq!(code, 200);
     assert_eq!(report["redriven"].as_array().unwrap().len(), 5);
-    assert_eventually!(stack.stream_messages("DLQ").await == 5, "redriven poison did not return");
+    assert_eventually!(
+        stack.stream_messages("DLQ").await == 5,
+        "redriven poison did not return"
+    );
 }
 
 #[tokio::test]
@@ -122,9 +174,17 @@ async fn a_store_outage_is_retried_until_every_event_is_processed_once() {
         ids.push(body["id"].as_str().unwrap().to_string());
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(stack.stream_messages("DLQ").await, 0, "still retrying, nothing dead-lettered");
+    assert_eq!(
+        stack.stream_messages("DLQ").await,
+        0,
+        "still retrying, nothing dead-lettered"
+    );
     stack.servers.dynamo.resume().await.unwrap();
-    assert_eventually!(stack.processed_count().await == 50, "events lost in the outage\n{}", stack.logs());
+    assert_eventually!(
+        stack.processed_count().await == 50,
+        "events lost in the outage\n{}",
+        stack.logs()
+    );
     for id in &ids {
         assert_eq!(stack.event_status(id).await.as_deref(), Some("processed"));
     }
@@ -134,14 +194,21 @@ async fn a_store_outage_is_retried_until_every_event_is_processed_once() {
         bus.sort();
         bus
     };
-    assert_eventually!(sorted_bus().await == ids, "each event on the bus exactly once");
+    assert_eventually!(
+        sorted_bus().await == ids,
+        "each event on the bus exactly once"
+    );
 }
 
 #[tokio::test]
 async fn a_sigkilled_processor_loses_nothing_and_applies_nothing_twice() {
-    let mut stack = Stack::start_with("sigkill", &[("SLUICE_QUEUE_VISIBILITY_TIMEOUT", "2s")], false)
-        .await
-        .unwrap();
+    let mut stack = Stack::start_with(
+        "sigkill",
+        &[("SLUICE_QUEUE_VISIBILITY_TIMEOUT", "2s")],
+        false,
+    )
+    .await
+    .unwrap();
     let sku = "KILL-1";
     assert_eq!(
         stack
@@ -163,7 +230,11 @@ async fn a_sigkilled_processor_loses_nothing_and_applies_nothing_twice() {
                 } else {
                     event(n)
                 };
-                let path = if n % 5 == 0 { "/v1/orders" } else { "/v1/events" };
+                let path = if n % 5 == 0 {
+                    "/v1/orders"
+                } else {
+                    "/v1/events"
+                };
                 let (status, _, _) = stack.post(path, &body).await;
                 assert_eq!(status, 202);
             })
@@ -174,10 +245,16 @@ async fn a_sigkilled_processor_loses_nothing_and_applies_nothing_twice() {
     // A backlog is queued; kill the processor twice while it works through it.
     for threshold in [100, 300] {
         stack.start_processor().await.unwrap();
-        assert_eventually!(stack.processed_count().await > threshold, "processor made no progress");
+        assert_eventually!(
+            stack.processed_count().await > threshold,
+            "processor made no progress"
+        );
         stack.kill_processor().await;
         let done = stack.processed_count().await;
-        assert!(done < 600, "the kill must land mid-stream ({done} of 600 done)");
+        assert!(
+            done < 600,
+            "the kill must land mid-stream ({done} of 600 done)"
+        );
     }
     stack.start_processor().await.unwrap();
     assert_eventually!(

@@ -158,9 +158,15 @@ async fn processor_drains_and_exits_cleanly_on_sigterm() {
     }
     let mut p = stack.processor.take().unwrap();
     let status = p.terminate(std::time::Duration::from_secs(30)).await;
-    assert!(status.is_some_and(|s| s.success()), "exit status {status:?}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit status {status:?}"
+    );
     stack.start_processor().await.unwrap();
-    assert_eventually!(stack.processed_count().await == 20, "events lost across a restart");
+    assert_eventually!(
+        stack.processed_count().await == 20,
+        "events lost across a restart"
+    );
 }
 
 /// An HS256 bearer token.

@@ -17,12 +17,17 @@ async fn set_stock(stack: &Stack, sku: &str, n: i64) {
 }
 
 async fn available(stack: &Stack, sku: &str) -> i64 {
-    stack.get(&format!("/v1/inventory/{sku}")).await.1["available"].as_i64().unwrap()
+    stack.get(&format!("/v1/inventory/{sku}")).await.1["available"]
+        .as_i64()
+        .unwrap()
 }
 
 async fn place(stack: &Stack, items: Value) -> String {
     let (status, _, body) = stack
-        .post("/v1/orders", &json!({"customer_id": "cust-1", "currency": "EUR", "items": items}))
+        .post(
+            "/v1/orders",
+            &json!({"customer_id": "cust-1", "currency": "EUR", "items": items}),
+        )
         .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["status"], "PENDING");
@@ -48,10 +53,13 @@ async fn an_order_with_enough_stock_is_confirmed_and_stock_taken_once_under_rede
     let stack = Stack::start("confirm", &[]).await.unwrap();
     set_stock(&stack, "BOOK", 10).await;
     set_stock(&stack, "PEN", 5).await;
-    let id = place(&stack, json!([
-        {"sku": "BOOK", "quantity": 3, "unit_price": "12.50"},
-        {"sku": "PEN", "quantity": 2, "unit_price": 1.2}
-    ]))
+    let id = place(
+        &stack,
+        json!([
+            {"sku": "BOOK", "quantity": 3, "unit_price": "12.50"},
+            {"sku": "PEN", "quantity": 2, "unit_price": 1.2}
+        ]),
+    )
     .await;
     let order = settled(&stack, &id).await;
     assert_eq!(order["status"], "CONFIRMED", "{order}");
@@ -75,18 +83,30 @@ async fn an_order_with_enough_stock_is_confirmed_and_stock_taken_once_under_rede
     for n in 0..3 {
         stack
             .bus
-            .publish("ingest.order", &format!("{id}:again:{n}"), serde_json::to_vec(&payload).unwrap().into(), Default::default())
+            .publish(
+                "ingest.order",
+                &format!("{id}:again:{n}"),
+                serde_json::to_vec(&payload).unwrap().into(),
+                Default::default(),
+            )
             .await
             .unwrap();
     }
-    assert_eventually!(stack.stream_messages("INGEST").await == 0, "redeliveries not consumed");
+    assert_eventually!(
+        stack.stream_messages("INGEST").await == 0,
+        "redeliveries not consumed"
+    );
     let (_, event) = stack.get(&format!("/v1/events/{id}")).await;
     assert_eq!(event["status"], "processed");
     assert_eq!(available(&stack, "BOOK").await, 7, "stock taken once");
     assert_eq!(available(&stack, "PEN").await, 3);
     let order = stack.get(&format!("/v1/orders/{id}")).await.1;
     assert_eq!(order["history"].as_array().unwrap().len(), 2, "{order}");
-    assert_eq!(stack.bus_event_ids().await, original, "the domain event is not duplicated");
+    assert_eq!(
+        stack.bus_event_ids().await,
+        original,
+        "the domain event is not duplicated"
+    );
 }
 
 #[tokio::test]
@@ -94,21 +114,41 @@ async fn an_order_without_enough_stock_is_rejected_and_takes_nothing() {
     let stack = Stack::start("reject", &[]).await.unwrap();
     set_stock(&stack, "A", 10).await;
     set_stock(&stack, "B", 1).await;
-    let id = place(&stack, json!([
-        {"sku": "A", "quantity": 4, "unit_price": "1"},
-        {"sku": "B", "quantity": 2, "unit_price": "1"}
-    ]))
+    let id = place(
+        &stack,
+        json!([
+            {"sku": "A", "quantity": 4, "unit_price": "1"},
+            {"sku": "B", "quantity": 2, "unit_price": "1"}
+        ]),
+    )
     .await;
     let order = settled(&stack, &id).await;
     assert_eq!(order["status"], "REJECTED");
-    assert!(order["reason"].as_str().unwrap().contains("insufficient stock for B"), "{order}");
-    assert_eq!(available(&stack, "A").await, 10, "the partial reservation was released");
+    assert!(
+        order["reason"]
+            .as_str()
+            .unwrap()
+            .contains("insufficient stock for B"),
+        "{order}"
+    );
+    assert_eq!(
+        available(&stack, "A").await,
+        10,
+        "the partial reservation was released"
+    );
     assert_eq!(available(&stack, "B").await, 1);
 
-    let unknown = place(&stack, json!([{"sku": "NOPE", "quantity": 1, "unit_price": "1"}])).await;
+    let unknown = place(
+        &stack,
+        json!([{"sku": "NOPE", "quantity": 1, "unit_price": "1"}]),
+    )
+    .await;
     let order = settled(&stack, &unknown).await;
     assert_eq!(order["status"], "REJECTED");
-    assert!(order["reason"].as_str().unwrap().contains("unknown sku"), "{order}");
+    assert!(
+        order["reason"].as_str().unwrap().contains("unknown sku"),
+        "{order}"
+    );
 }
 
 #[tokio::test]
@@ -116,7 +156,12 @@ async fn concurrent_orders_never_oversell() {
     let stack = Stack::start("oversell", &[]).await.unwrap();
     set_stock(&stack, "HOT", 10).await;
     let ids: Vec<String> = futures::stream::iter(0..25)
-        .map(|_| place(&stack, json!([{"sku": "HOT", "quantity": 1, "unit_price": "5"}])))
+        .map(|_| {
+            place(
+                &stack,
+                json!([{"sku": "HOT", "quantity": 1, "unit_price": "5"}]),
+            )
+        })
         .buffer_unordered(25)
         .collect()
         .await;

@@ -58,8 +58,14 @@ impl Stack {
         let gateway_port = free_port();
         let processor_port = free_port();
         let mut env = servers.env(&prefix);
-        env.push(("SLUICE_GATEWAY_LISTEN".into(), format!("127.0.0.1:{gateway_port}")));
-        env.push(("SLUICE_PROCESSOR_LISTEN".into(), format!("127.0.0.1:{processor_port}")));
+        env.push((
+            "SLUICE_GATEWAY_LISTEN".into(),
+            format!("127.0.0.1:{gateway_port}"),
+        ));
+        env.push((
+            "SLUICE_PROCESSOR_LISTEN".into(),
+            format!("127.0.0.1:{processor_port}"),
+        ));
         env.push((
             "SLUICE_GATEWAY_API_KEYS".into(),
             format!(
@@ -74,9 +80,23 @@ impl Stack {
             env.push(((*k).into(), (*v).into()));
         }
         let log_dir = servers.dir.path().to_path_buf();
-        let gateway = start_service("sluice-gateway", &env, gateway_port, log_dir.join("gateway.log")).await?;
+        let gateway = start_service(
+            "sluice-gateway",
+            &env,
+            gateway_port,
+            log_dir.join("gateway.log"),
+        )
+        .await?;
         let processor = if processor {
-            Some(start_service("sluice-processor", &env, processor_port, log_dir.join("processor.log")).await?)
+            Some(
+                start_service(
+                    "sluice-processor",
+                    &env,
+                    processor_port,
+                    log_dir.join("processor.log"),
+                )
+                .await?,
+            )
         } else {
             None
         };
@@ -90,7 +110,9 @@ impl Stack {
             url: format!("http://127.0.0.1:{gateway_port}"),
             processor_port,
             env,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
             bus,
             store,
         })
@@ -99,7 +121,8 @@ impl Stack {
     /// Starts (again) the processor.
     pub async fn start_processor(&mut self) -> Result<()> {
         let log = self.servers.dir.path().join("processor.log");
-        self.processor = Some(start_service("sluice-processor", &self.env, self.processor_port, log).await?);
+        self.processor =
+            Some(start_service("sluice-processor", &self.env, self.processor_port, log).await?);
         Ok(())
     }
 
@@ -129,7 +152,12 @@ impl Stack {
 
     /// POSTs JSON with the admin key; returns status, headers and body.
     pub async fn post(&self, path: &str, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
-        let r = self.req(reqwest::Method::POST, path).json(body).send().await.expect("request");
+        let r = self
+            .req(reqwest::Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let body = r.json().await.unwrap_or(Value::Null);
@@ -138,7 +166,11 @@ impl Stack {
 
     /// GETs with the admin key; returns status and body.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.req(reqwest::Method::GET, path).send().await.expect("request");
+        let r = self
+            .req(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("request");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -182,10 +214,16 @@ impl Stack {
                 .table_name(table)
                 .set_exclusive_start_key(start)
                 .set_filter_expression(status.map(|_| "#s = :s".to_string()))
-                .set_expression_attribute_names(status.map(|_| [("#s".to_string(), "status".to_string())].into()))
-                .set_expression_attribute_values(
-                    status.map(|s| [(":s".to_string(), sluice_store::AttributeValue::S(s.to_string()))].into()),
+                .set_expression_attribute_names(
+                    status.map(|_| [("#s".to_string(), "status".to_string())].into()),
                 )
+                .set_expression_attribute_values(status.map(|s| {
+                    [(
+                        ":s".to_string(),
+                        sluice_store::AttributeValue::S(s.to_string()),
+                    )]
+                    .into()
+                }))
                 .send()
                 .await;
             let Ok(out) = out else { return 0 };
@@ -201,11 +239,20 @@ impl Stack {
     /// The ids of every message on the bus stream (to check for duplicates).
     pub async fn bus_event_ids(&self) -> Vec<String> {
         let mut ids = Vec::new();
-        let stream = self.bus.jetstream().get_stream(self.bus.names().bus()).await.expect("bus");
+        let stream = self
+            .bus
+            .jetstream()
+            .get_stream(self.bus.names().bus())
+            .await
+            .expect("bus");
         let subject = self.bus.names().subject("bus.>");
         let mut seq = 1;
-        while let Ok(m) = stream.direct_get_next_for_subject(&subject, Some(seq)).await {
-            let m = sluice_bus::async_nats::jetstream::message::StreamMessage::try_from(m.message).expect("msg");
+        while let Ok(m) = stream
+            .direct_get_next_for_subject(&subject, Some(seq))
+            .await
+        {
+            let m = sluice_bus::async_nats::jetstream::message::StreamMessage::try_from(m.message)
+                .expect("msg");
             seq = m.sequence + 1;
             let v: Value = serde_json::from_slice(&m.payload).expect("json");
             ids.push(v["id"].as_str().unwrap_or_default().to_string());

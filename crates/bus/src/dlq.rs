@@ -110,13 +110,21 @@ impl Bus {
                 }
             }
         }
-        let reason: String = f.reason.chars().filter(|c| !c.is_control()).take(1024).collect();
+        let reason: String = f
+            .reason
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(1024)
+            .collect();
         headers.insert(h::DLQ_REASON, reason.as_str());
         headers.insert(h::DLQ_ATTEMPTS, f.attempts.to_string().as_str());
         headers.insert(h::DLQ_SUBJECT, f.subject);
         headers.insert(h::DLQ_MSG_ID, f.msg_id);
         headers.insert(h::DLQ_ACCEPTED_AT, rfc3339(f.accepted_at).as_str());
-        headers.insert(h::DLQ_FAILED_AT, rfc3339(OffsetDateTime::now_utc()).as_str());
+        headers.insert(
+            h::DLQ_FAILED_AT,
+            rfc3339(OffsetDateTime::now_utc()).as_str(),
+        );
         headers.insert(h::DLQ_TERMINAL, if f.terminal { "true" } else { "false" });
         let dlq_id = format!("dlq:{}:{}", f.source_stream, f.source_seq);
         self.publish_raw(
@@ -141,7 +149,10 @@ impl Bus {
         let mut next_seq = after.saturating_add(1);
         let mut more = false;
         loop {
-            let msg = match stream.direct_get_next_for_subject(&subject, Some(next_seq)).await {
+            let msg = match stream
+                .direct_get_next_for_subject(&subject, Some(next_seq))
+                .await
+            {
                 Ok(m) => m,
                 Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
                 Err(e) => return Err(BusError::request(e)),

@@ -84,7 +84,10 @@ impl Bus {
         if let Some(path) = &config.creds_file {
             options = options.credentials_file(path).await.map_err(|e| err(&e))?;
         }
-        let client = options.connect(config.url.as_str()).await.map_err(|e| err(&e))?;
+        let client = options
+            .connect(config.url.as_str())
+            .await
+            .map_err(|e| err(&e))?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(Duration::from_secs(10));
         Ok(Self {

@@ -67,7 +67,10 @@ impl QueueConfig {
             ],
         )?;
         if backoff.is_empty() {
-            return Err(ConfigError::new("SLUICE_QUEUE_BACKOFF", "needs at least one delay"));
+            return Err(ConfigError::new(
+                "SLUICE_QUEUE_BACKOFF",
+                "needs at least one delay",
+            ));
         }
         let visibility_timeout =
             env.duration("SLUICE_QUEUE_VISIBILITY_TIMEOUT", Duration::from_secs(30))?;
@@ -93,7 +96,8 @@ impl QueueConfig {
             retention,
             max_bytes: env.bytes("SLUICE_QUEUE_MAX_BYTES", 1 << 30)?,
             dedupe_window,
-            dlq_retention: env.duration("SLUICE_DLQ_RETENTION", Duration::from_secs(14 * 86_400))?,
+            dlq_retention: env
+                .duration("SLUICE_DLQ_RETENTION", Duration::from_secs(14 * 86_400))?,
             bus_retention: env.duration("SLUICE_BUS_RETENTION", Duration::from_secs(7 * 86_400))?,
         })
     }
@@ -118,7 +122,13 @@ impl Names {
         Self {
             prefix: prefix
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect(),
         }
     }

@@ -148,11 +148,7 @@ impl Env {
         if !range.contains(&v) {
             return Err(ConfigError::new(
                 var,
-                format!(
-                    "{v} is out of range ({}..={})",
-                    range.start(),
-                    range.end()
-                ),
+                format!("{v} is out of range ({}..={})", range.start(), range.end()),
             ));
         }
         Ok(v)
@@ -218,10 +214,7 @@ pub fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S:
 }
 
 /// Serialises a list of durations.
-pub fn serialize_durations<S: serde::Serializer>(
-    d: &[Duration],
-    s: S,
-) -> Result<S::Ok, S::Error> {
+pub fn serialize_durations<S: serde::Serializer>(d: &[Duration], s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeSeq;
     let mut seq = s.serialize_seq(Some(d.len()))?;
     for x in d {

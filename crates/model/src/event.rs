@@ -118,7 +118,10 @@ fn check_name(pointer: &str, value: &str) -> Result<(), FieldError> {
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(FieldError::new(pointer, "must not contain control characters"));
+        return Err(FieldError::new(
+            pointer,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }

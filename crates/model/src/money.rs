@@ -32,10 +32,7 @@ pub const MAX_MINOR: i64 = 1_000_000_000_000_000;
 
 /// The number of minor-unit digits of `code`, if sluice knows the currency.
 pub fn minor_digits(code: &str) -> Option<u32> {
-    CURRENCIES
-        .iter()
-        .find(|(c, _)| *c == code)
-        .map(|(_, d)| *d)
+    CURRENCIES.iter().find(|(c, _)| *c == code).map(|(_, d)| *d)
 }
 
 /// Parses a decimal amount (`"12.50"`, `12.5`, `3`) into minor units of a
@@ -69,9 +66,7 @@ pub fn parse_amount(text: &str, digits: u32) -> Result<i64, String> {
         ));
     }
     let scale = 10i64.pow(digits);
-    let whole: i64 = int
-        .parse()
-        .map_err(|_| "is too large".to_string())?;
+    let whole: i64 = int.parse().map_err(|_| "is too large".to_string())?;
     let mut frac_minor: i64 = if frac.is_empty() {
         0
     } else {

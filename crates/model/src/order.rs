@@ -137,7 +137,9 @@ impl OrderInput {
             total_minor: 0,
             items,
         };
-        let total_minor = order.compute_total().map_err(|e| FieldError::new("/items", e))?;
+        let total_minor = order
+            .compute_total()
+            .map_err(|e| FieldError::new("/items", e))?;
         Ok(PlacedOrder {
             total_minor,
             ..order
@@ -273,16 +275,46 @@ mod tests {
     #[test]
     fn invalid_orders_name_the_field() {
         let cases = [
-            (r#"{"customer_id":"","currency":"EUR","items":[{"sku":"A","quantity":1,"unit_price":1}]}"#, "/customer_id"),
-            (r#"{"customer_id":"c","currency":"EURO","items":[{"sku":"A","quantity":1,"unit_price":1}]}"#, "/currency"),
-            (r#"{"customer_id":"c","currency":"EUR","items":[]}"#, "/items"),
-            (r#"{"customer_id":"c","currency":"EUR","items":[{"sku":"A","quantity":0,"unit_price":1}]}"#, "/items/0/quantity"),
-            (r#"{"customer_id":"c","currency":"EUR","items":[{"sku":"A","quantity":1,"unit_price":-1}]}"#, "/items/0/unit_price"),
-            (r#"{"customer_id":"c","currency":"EUR","items":[{"sku":"A","quantity":1,"unit_price":1.001}]}"#, "/items/0/unit_price"),
-            (r#"{"customer_id":"c","currency":"JPY","items":[{"sku":"A","quantity":1,"unit_price":1.5}]}"#, "/items/0/unit_price"),
-            (r#"{"customer_id":"c","currency":"EUR","items":[{"sku":"A","quantity":1,"unit_price":true}]}"#, "/items/0/unit_price"),
-            (r#"{"customer_id":"c","currency":"EUR","items":[{"sku":"A","quantity":1,"unit_price":1},{"sku":"A","quantity":1,"unit_price":1}]}"#, "/items/1/sku"),
-            (r#"{"customer_id":"c","currency":"EUR","items":[{"sku":"a/b","quantity":1,"unit_price":1}]}"#, "/items/0/sku"),
+            (
+                r#"{"customer_id":"","currency":"EUR","items":[{"sku":"A","quantity":1,"unit_price":1}]}"#,
+                "/customer_id",
+            ),
+            (
+                r#"{"customer_id":"c","currency":"EURO","items":[{"sku":"A","quantity":1,"unit_price":1}]}"#,
+                "/currency",
+            ),
+            (
+                r#"{"customer_id":"c","currency":"EUR","items":[]}"#,
+                "/items",
+            ),
+            (
+                r#"{"customer_id":"c","currency":"EUR","items":[{"sku":"A","quantity":0,"unit_price":1}]}"#,
+                "/items/0/quantity",
+            ),
+            (
+                r#"{"customer_id":"c","currency":"EUR","items":[{"sku":"A","quantity":1,"unit_price":-1}]}"#,
+                "/items/0/unit_price",
+            ),
+            (
+                r#"{"customer_id":"c","currency":"EUR","items":[{"sku":"A","quantity":1,"unit_price":1.001}]}"#,
+                "/items/0/unit_price",
+            ),
+            (
+                r#"{"customer_id":"c","currency":"JPY","items":[{"sku":"A","quantity":1,"unit_price":1.5}]}"#,
+                "/items/0/unit_price",
+            ),
+            (
+                r#"{"customer_id":"c","currency":"EUR","items":[{"sku":"A","quantity":1,"unit_price":true}]}"#,
+                "/items/0/unit_price",
+            ),
+            (
+                r#"{"customer_id":"c","currency":"EUR","items":[{"sku":"A","quantity":1,"unit_price":1},{"sku":"A","quantity":1,"unit_price":1}]}"#,
+                "/items/1/sku",
+            ),
+            (
+                r#"{"customer_id":"c","currency":"EUR","items":[{"sku":"a/b","quantity":1,"unit_price":1}]}"#,
+                "/items/0/sku",
+            ),
         ];
         for (json, pointer) in cases {
             assert_eq!(order(json).unwrap_err().pointer, pointer, "{json}");

@@ -31,7 +31,9 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
-        let Some(item) = out.item else { return Ok(None) };
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
         let rec = IdempotencyRecord {
             key: key.to_string(),
             body_hash: get_s(&item, "body_hash").unwrap_or_default(),

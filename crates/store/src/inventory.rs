@@ -127,13 +127,20 @@ impl Store {
     }
 
     /// Gives back what `order_id` reserved of `sku`. Returns `false` if it held nothing.
-    pub async fn release(&self, sku: &str, order_id: &str, quantity: u32) -> Result<bool, StoreError> {
+    pub async fn release(
+        &self,
+        sku: &str,
+        order_id: &str,
+        quantity: u32,
+    ) -> Result<bool, StoreError> {
         let r = self
             .client
             .update_item()
             .table_name(&self.tables.inventory)
             .key("sku", s(sku))
-            .update_expression("SET available = available + :q, updated_at = :now DELETE reserved :o")
+            .update_expression(
+                "SET available = available + :q, updated_at = :now DELETE reserved :o",
+            )
             .condition_expression("contains(reserved, :oid)")
             .expression_attribute_values(":q", n(quantity))
             .expression_attribute_values(":o", one(order_id))
@@ -161,7 +168,13 @@ impl Store {
             .send()
             .await
             .map(|_| ())
-            .or_else(|e| if is_condition_failed(&e) { Ok(()) } else { Err(classify(e)) })
+            .or_else(|e| {
+                if is_condition_failed(&e) {
+                    Ok(())
+                } else {
+                    Err(classify(e))
+                }
+            })
     }
 }
 

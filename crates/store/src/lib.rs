@@ -167,7 +167,9 @@ impl Store {
             client: Client::new(&sdk),
             tables: Tables::new(&config.table_prefix),
             // Tables managed outside sluice are taken to exist.
-            tables_ready: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(!config.create_tables)),
+            tables_ready: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
+                !config.create_tables,
+            )),
         }
     }
 
@@ -198,13 +200,17 @@ impl Store {
     /// Creates every missing table and waits until it is active.
     pub async fn ensure_tables(&self) -> Result<(), StoreError> {
         schema::ensure(&self.client, &self.tables).await?;
-        self.tables_ready.store(true, std::sync::atomic::Ordering::Release);
+        self.tables_ready
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
     /// [`Store::ensure_tables`], retried every second while the store is
     /// unavailable, until it succeeds, fails for good, or `stop` fires.
-    pub async fn ensure_tables_retrying(&self, stop: &tokio_util::sync::CancellationToken) -> Result<(), StoreError> {
+    pub async fn ensure_tables_retrying(
+        &self,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> Result<(), StoreError> {
         loop {
             match self.ensure_tables().await {
                 Err(e) if e.is_transient() => {

@@ -6,7 +6,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use sluice_model::{OrderItem, OrderStatus, PlacedOrder};
 
-use crate::{classify, get_n, get_s, is_condition_failed, n, now_rfc3339, s, Item, Store, StoreError};
+use crate::{
+    classify, get_n, get_s, is_condition_failed, n, now_rfc3339, s, Item, Store, StoreError,
+};
 
 /// One entry of an order's history.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -60,8 +62,8 @@ impl Store {
     /// Creates the order as PENDING unless it exists. Returns `true` if created.
     pub async fn create_order(&self, order: &PlacedOrder) -> Result<bool, StoreError> {
         let now = now_rfc3339();
-        let items = serde_json::to_string(&order.items)
-            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let items =
+            serde_json::to_string(&order.items).map_err(|e| StoreError::Rejected(e.to_string()))?;
         let r = self
             .client
             .put_item()
@@ -112,7 +114,8 @@ impl Store {
                 AttributeValue::L(vec![history_entry(to, &now, reason)]),
             )
             .condition_expression("#st = :from");
-        let mut expr = String::from("SET #st = :to, updated_at = :now, history = list_append(history, :h)");
+        let mut expr =
+            String::from("SET #st = :to, updated_at = :now, history = list_append(history, :h)");
         if let Some(r) = reason {
             expr.push_str(", reason = :r");
             req = req.expression_attribute_values(":r", s(r));
@@ -135,7 +138,9 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
-        let Some(item) = out.item else { return Ok(None) };
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
         let corrupt = |reason: &str| StoreError::Corrupt {
             table: self.tables.orders.clone(),
             reason: format!("order {order_id}: {reason}"),

@@ -152,7 +152,10 @@ impl Proc {
 async fn wait_for_port(port: u16, what: &str) -> Result<()> {
     let deadline = std::time::Instant::now() + patience(Duration::from_secs(60));
     loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
@@ -248,11 +251,7 @@ impl Dynamo {
             .arg("com.amazonaws.services.dynamodbv2.local.main.ServerRunner")
             .args(["-sharedDb", "-port", &self.port.to_string(), "-dbPath"])
             .arg(&data);
-        self.proc = Some(Proc::spawn(
-            "dynamodb",
-            cmd,
-            self.dir.join("dynamodb.log"),
-        )?);
+        self.proc = Some(Proc::spawn("dynamodb", cmd, self.dir.join("dynamodb.log"))?);
         wait_for_port(self.port, "DynamoDB Local").await
     }
 }
@@ -291,10 +290,11 @@ impl Servers {
 
 /// A random prefix for streams and tables.
 pub fn unique_prefix(name: &str) -> String {
-    let n: u32 = std::process::id() ^ (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0));
+    let n: u32 = std::process::id()
+        ^ (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0));
     format!("t{name}{n:x}")
 }
 

@@ -40,10 +40,18 @@ struct Security;
 impl Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         if let Some(c) = openapi.components.as_mut() {
-            c.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))));
+            c.add_security_scheme(
+                "api_key",
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+            );
             c.add_security_scheme(
                 "bearer",
-                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("JWT")
+                        .build(),
+                ),
             );
         }
     }
@@ -74,19 +82,27 @@ pub fn app(state: Shared) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .route("/openapi.json", get(move || {
-            let doc = doc.clone();
-            async move { Json((*doc).clone()) }
-        }));
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json((*doc).clone()) }
+            }),
+        );
     let x_request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(public)
         .merge(api)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .layer(DefaultBodyLimit::max(usize::try_from(state.config.body_limit).unwrap_or(usize::MAX)))
+        .layer(DefaultBodyLimit::max(
+            usize::try_from(state.config.body_limit).unwrap_or(usize::MAX),
+        ))
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
+                .layer(SetRequestIdLayer::new(
+                    x_request_id.clone(),
+                    MakeRequestUuid,
+                ))
                 .layer(PropagateRequestIdLayer::new(x_request_id))
                 .layer(middleware::from_fn(observe))
                 .layer(CatchPanicLayer::custom(|_| {
@@ -121,7 +137,9 @@ async fn observe(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let request_id = crate::routes::request_id(req.headers()).unwrap_or("").to_string();
+    let request_id = crate::routes::request_id(req.headers())
+        .unwrap_or("")
+        .to_string();
     let span = info_span!(
         "sluice.gateway.request",
         otel.name = format!("{method} {route}"),
@@ -143,9 +161,21 @@ async fn observe(req: Request, next: Next) -> Response {
     metrics::histogram!("sluice.gateway.request.duration.seconds", "method" => method.to_string(), "route" => route)
         .record(elapsed.as_secs_f64());
     if status.is_server_error() {
-        span.in_scope(|| tracing::warn!(status = status.as_u16(), elapsed_ms = elapsed.as_millis() as u64, "request failed"));
+        span.in_scope(|| {
+            tracing::warn!(
+                status = status.as_u16(),
+                elapsed_ms = elapsed.as_millis() as u64,
+                "request failed"
+            )
+        });
     } else {
-        span.in_scope(|| tracing::debug!(status = status.as_u16(), elapsed_ms = elapsed.as_millis() as u64, "request"));
+        span.in_scope(|| {
+            tracing::debug!(
+                status = status.as_u16(),
+                elapsed_ms = elapsed.as_millis() as u64,
+                "request"
+            )
+        });
     }
     response
 }
@@ -173,4 +203,3 @@ pub(crate) async fn shrink_throttle(state: Shared, shutdown: tokio_util::sync::C
         }
     }
 }
-

@@ -36,7 +36,14 @@ pub mod scope {
     /// Set stock, list and redrive dead letters.
     pub const ADMIN: &str = "admin";
     /// Every scope.
-    pub const ALL: &[&str] = &[EVENTS_WRITE, EVENTS_READ, ORDERS_WRITE, ORDERS_READ, INVENTORY_READ, ADMIN];
+    pub const ALL: &[&str] = &[
+        EVENTS_WRITE,
+        EVENTS_READ,
+        ORDERS_WRITE,
+        ORDERS_READ,
+        INVENTORY_READ,
+        ADMIN,
+    ];
 }
 
 /// Who is calling, with what rights.
@@ -144,7 +151,10 @@ impl Authenticator {
     }
 
     /// Authenticates from request headers.
-    pub async fn authenticate(&self, headers: &axum::http::HeaderMap) -> Result<Principal, ApiError> {
+    pub async fn authenticate(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Principal, ApiError> {
         if let Some(key) = headers.get("x-api-key") {
             return self
                 .keys
@@ -176,17 +186,20 @@ impl Authenticator {
                 .clone()
                 .ok_or_else(|| ApiError::Unauthorized("HS256 tokens are not accepted".into()))?,
             Algorithm::RS256 | Algorithm::ES256 => {
-                let jwks = self
-                    .jwks
-                    .as_ref()
-                    .ok_or_else(|| ApiError::Unauthorized("no JWKS is configured for this token".into()))?;
+                let jwks = self.jwks.as_ref().ok_or_else(|| {
+                    ApiError::Unauthorized("no JWKS is configured for this token".into())
+                })?;
                 let kid = header
                     .kid
                     .as_deref()
                     .ok_or_else(|| ApiError::Unauthorized("token has no kid".into()))?;
                 jwks.key(kid).await?
             }
-            other => return Err(ApiError::Unauthorized(format!("algorithm {other:?} is not accepted"))),
+            other => {
+                return Err(ApiError::Unauthorized(format!(
+                    "algorithm {other:?} is not accepted"
+                )))
+            }
         };
         let mut validation = Validation::new(header.alg);
         validation.set_required_spec_claims(&["exp", "sub"]);
@@ -221,8 +234,9 @@ impl Jwks {
                 let recent = fetched.elapsed() < Duration::from_secs(30);
                 if let Some(jwk) = set.find(kid) {
                     if fresh {
-                        return DecodingKey::from_jwk(jwk)
-                            .map_err(|e| ApiError::Unauthorized(format!("unusable JWKS key: {e}")));
+                        return DecodingKey::from_jwk(jwk).map_err(|e| {
+                            ApiError::Unauthorized(format!("unusable JWKS key: {e}"))
+                        });
                     }
                 } else if recent {
                     return Err(ApiError::Unauthorized(format!("unknown key id {kid:?}")));
@@ -243,7 +257,8 @@ impl Jwks {
         let found = set.find(kid).cloned();
         *self.cache.write().await = Some((Instant::now(), set));
         let jwk = found.ok_or_else(|| ApiError::Unauthorized(format!("unknown key id {kid:?}")))?;
-        DecodingKey::from_jwk(&jwk).map_err(|e| ApiError::Unauthorized(format!("unusable JWKS key: {e}")))
+        DecodingKey::from_jwk(&jwk)
+            .map_err(|e| ApiError::Unauthorized(format!("unusable JWKS key: {e}")))
     }
 }
 
@@ -284,19 +299,31 @@ mod tests {
     #[tokio::test]
     async fn api_keys_authenticate_by_hash() {
         let auth = Authenticator::new(&config(&[]));
-        let p = auth.authenticate(&headers("x-api-key", "k-ops")).await.unwrap();
+        let p = auth
+            .authenticate(&headers("x-api-key", "k-ops"))
+            .await
+            .unwrap();
         assert_eq!(p.name, "ops");
         assert!(p.require(scope::ADMIN).is_ok());
-        let err = auth.authenticate(&headers("x-api-key", "nope")).await.unwrap_err();
+        let err = auth
+            .authenticate(&headers("x-api-key", "nope"))
+            .await
+            .unwrap_err();
         assert_eq!(err.status(), 401);
     }
 
     #[tokio::test]
     async fn missing_credentials_are_401_and_missing_scope_403() {
         let auth = Authenticator::new(&config(&[]));
-        let err = auth.authenticate(&axum::http::HeaderMap::new()).await.unwrap_err();
+        let err = auth
+            .authenticate(&axum::http::HeaderMap::new())
+            .await
+            .unwrap_err();
         assert_eq!(err.status(), 401);
-        let p = Principal { name: "r".into(), scopes: vec!["events:read".into()] };
+        let p = Principal {
+            name: "r".into(),
+            scopes: vec!["events:read".into()],
+        };
         assert_eq!(p.require(scope::EVENTS_WRITE).unwrap_err().status(), 403);
     }
 
@@ -352,9 +379,18 @@ mod tests {
 
     #[test]
     fn key_config_mistakes_name_the_variable() {
-        let env = Env::default().with("SLUICE_GATEWAY_API_KEYS", r#"[{"principal":"x","scopes":["*"]}]"#);
-        assert_eq!(Config::from_env(&env).unwrap_err().var, "SLUICE_GATEWAY_API_KEYS");
+        let env = Env::default().with(
+            "SLUICE_GATEWAY_API_KEYS",
+            r#"[{"principal":"x","scopes":["*"]}]"#,
+        );
+        assert_eq!(
+            Config::from_env(&env).unwrap_err().var,
+            "SLUICE_GATEWAY_API_KEYS"
+        );
         let env = Env::default().with("SLUICE_GATEWAY_API_KEYS", "not json");
-        assert_eq!(Config::from_env(&env).unwrap_err().var, "SLUICE_GATEWAY_API_KEYS");
+        assert_eq!(
+            Config::from_env(&env).unwrap_err().var,
+            "SLUICE_GATEWAY_API_KEYS"
+        );
     }
 }

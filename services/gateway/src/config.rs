@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sluice_bus::QueueConfig;
-use sluice_config::{serialize_duration, ConfigError, Env, NatsConfig, StoreConfig, TelemetryConfig};
+use sluice_config::{
+    serialize_duration, ConfigError, Env, NatsConfig, StoreConfig, TelemetryConfig,
+};
 
 /// One API key as configured in `SLUICE_GATEWAY_API_KEYS`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -77,15 +79,19 @@ impl Config {
         const KEYS: &str = "SLUICE_GATEWAY_API_KEYS";
         let api_keys: Vec<ApiKeyConfig> = match env.raw(KEYS) {
             None => Vec::new(),
-            Some(json) => serde_json::from_str(json)
-                .map_err(|e| ConfigError::new(KEYS, format!("expected a JSON list of keys: {e}")))?,
+            Some(json) => serde_json::from_str(json).map_err(|e| {
+                ConfigError::new(KEYS, format!("expected a JSON list of keys: {e}"))
+            })?,
         };
         for k in &api_keys {
             match (&k.key, &k.sha256) {
                 (Some(_), None) => {}
                 (None, Some(h)) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => {}
                 (None, Some(_)) => {
-                    return Err(ConfigError::new(KEYS, format!("{}: sha256 must be 64 hex digits", k.principal)))
+                    return Err(ConfigError::new(
+                        KEYS,
+                        format!("{}: sha256 must be 64 hex digits", k.principal),
+                    ))
                 }
                 _ => {
                     return Err(ConfigError::new(
@@ -95,12 +101,18 @@ impl Config {
                 }
             }
             if k.scopes.is_empty() {
-                return Err(ConfigError::new(KEYS, format!("{}: no scopes", k.principal)));
+                return Err(ConfigError::new(
+                    KEYS,
+                    format!("{}: no scopes", k.principal),
+                ));
             }
         }
         let burst: u32 = env.number("SLUICE_GATEWAY_BURST", 2000, 1..=1_000_000)?;
         Ok(Self {
-            listen: env.parse("SLUICE_GATEWAY_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            listen: env.parse(
+                "SLUICE_GATEWAY_LISTEN",
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+            )?,
             account: env.string("SLUICE_ACCOUNT", "000000000000"),
             region: env.string("SLUICE_REGION", "local"),
             api_keys,
@@ -113,8 +125,12 @@ impl Config {
             burst,
             max_in_flight: env.number("SLUICE_GATEWAY_MAX_IN_FLIGHT", 512, 1..=100_000)?,
             body_limit: env.bytes("SLUICE_GATEWAY_BODY_LIMIT", 1 << 20)?,
-            request_timeout: env.duration("SLUICE_GATEWAY_REQUEST_TIMEOUT", Duration::from_secs(10))?,
-            idempotency_ttl: env.duration("SLUICE_GATEWAY_IDEMPOTENCY_TTL", Duration::from_secs(86_400))?,
+            request_timeout: env
+                .duration("SLUICE_GATEWAY_REQUEST_TIMEOUT", Duration::from_secs(10))?,
+            idempotency_ttl: env.duration(
+                "SLUICE_GATEWAY_IDEMPOTENCY_TTL",
+                Duration::from_secs(86_400),
+            )?,
             queue: QueueConfig::from_env(env)?,
             nats: NatsConfig::from_env(env)?,
             store: StoreConfig::from_env(env)?,

@@ -109,7 +109,11 @@ impl ApiError {
         match self {
             Self::MalformedJson(_) => (S::BAD_REQUEST, "malformed-json", "Malformed JSON"),
             Self::Invalid(_) => (S::UNPROCESSABLE_ENTITY, "validation", "Invalid request"),
-            Self::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "media-type", "Unsupported media type"),
+            Self::UnsupportedMediaType => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "media-type",
+                "Unsupported media type",
+            ),
             Self::PayloadTooLarge(_) => (S::PAYLOAD_TOO_LARGE, "too-large", "Payload too large"),
             Self::Unauthorized(_) => (S::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             Self::Forbidden(_) => (S::FORBIDDEN, "forbidden", "Forbidden"),
@@ -136,7 +140,10 @@ impl IntoResponse for ApiError {
             Self::Invalid(f) => (f.to_string(), Some(f.pointer.clone())),
             Self::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
-                ("the gateway failed; the request may be retried".to_string(), None)
+                (
+                    "the gateway failed; the request may be retried".to_string(),
+                    None,
+                )
             }
             other => (other.to_string(), None),
         };
@@ -150,7 +157,10 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut res = (status, body).into_response();
         let h = res.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         match &self {
             Self::Throttled { retry_after } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
@@ -159,7 +169,10 @@ impl IntoResponse for ApiError {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Self::Unauthorized(_) => {
-                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer, ApiKey"));
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer, ApiKey"),
+                );
             }
             _ => {}
         }

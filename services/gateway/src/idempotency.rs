@@ -75,7 +75,10 @@ fn replay(rec: &IdempotencyRecord) -> Response {
     let status = StatusCode::from_u16(rec.status).unwrap_or(StatusCode::OK);
     let mut res = (status, rec.response.clone()).into_response();
     let h = res.headers_mut();
-    h.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert("idempotent-replayed", HeaderValue::from_static("true"));
     res
 }

@@ -49,7 +49,11 @@ pub type Shared = Arc<State>;
 
 /// Connects, declares streams and tables, and serves on `listener` until
 /// `shutdown`; then finishes in-flight requests and queued receipts.
-pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let bus = Bus::connect(&config.nats, "sluice-gateway").await?;
     bus.declare_streams(&config.queue, config.nats.replicas)
         .await

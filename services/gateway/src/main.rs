@@ -5,7 +5,10 @@ use sluice_gateway::{run, Config};
 #[tokio::main]
 async fn main() {
     if std::env::args().any(|a| a == "--openapi") {
-        println!("{}", serde_json::to_string_pretty(&sluice_gateway::app::openapi()).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&sluice_gateway::app::openapi()).unwrap_or_default()
+        );
         return;
     }
     let config = sluice_config::load_or_exit("gateway", Config::from_env);
@@ -19,7 +22,10 @@ async fn main() {
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("sluice-gateway: cannot listen on {} (SLUICE_GATEWAY_LISTEN): {e}", config.listen);
+            eprintln!(
+                "sluice-gateway: cannot listen on {} (SLUICE_GATEWAY_LISTEN): {e}",
+                config.listen
+            );
             std::process::exit(2);
         }
     };

@@ -12,13 +12,19 @@ pub fn app(state: Shared) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(|| async { sluice_telemetry::metrics_handle().render() }))
+        .route(
+            "/metrics",
+            get(|| async { sluice_telemetry::metrics_handle().render() }),
+        )
         .with_state(state)
 }
 
 async fn readyz(State(state): State<Shared>) -> (StatusCode, String) {
     if !state.bus.is_connected() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "nats: not connected".into());
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "nats: not connected".into(),
+        );
     }
     if let Err(e) = state.store.ping().await {
         return (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"));

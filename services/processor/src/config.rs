@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sluice_bus::QueueConfig;
-use sluice_config::{serialize_duration, ConfigError, Env, NatsConfig, StoreConfig, TelemetryConfig};
+use sluice_config::{
+    serialize_duration, ConfigError, Env, NatsConfig, StoreConfig, TelemetryConfig,
+};
 
 /// Everything the processor reads at start.
 #[derive(Debug, Clone, Serialize)]
@@ -38,11 +40,16 @@ impl Config {
     /// Reads the configuration.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            listen: env.parse("SLUICE_PROCESSOR_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8081)))?,
+            listen: env.parse(
+                "SLUICE_PROCESSOR_LISTEN",
+                SocketAddr::from(([127, 0, 0, 1], 8081)),
+            )?,
             concurrency: env.number("SLUICE_PROCESSOR_CONCURRENCY", 64, 1..=4096)?,
             batch: env.number("SLUICE_PROCESSOR_BATCH", 64, 1..=1024)?,
-            shutdown_timeout: env.duration("SLUICE_PROCESSOR_SHUTDOWN_TIMEOUT", Duration::from_secs(25))?,
-            gauge_interval: env.duration("SLUICE_PROCESSOR_GAUGE_INTERVAL", Duration::from_secs(5))?,
+            shutdown_timeout: env
+                .duration("SLUICE_PROCESSOR_SHUTDOWN_TIMEOUT", Duration::from_secs(25))?,
+            gauge_interval: env
+                .duration("SLUICE_PROCESSOR_GAUGE_INTERVAL", Duration::from_secs(5))?,
             queue: QueueConfig::from_env(env)?,
             nats: NatsConfig::from_env(env)?,
             store: StoreConfig::from_env(env)?,

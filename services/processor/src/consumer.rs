@@ -32,7 +32,10 @@ pub async fn run(state: Shared, shutdown: CancellationToken) -> anyhow::Result<(
     let names = state.bus.names().clone();
     let stream = state.bus.jetstream().get_stream(names.ingest()).await?;
     let consumer: async_nats::jetstream::consumer::PullConsumer = stream
-        .create_consumer(sluice_bus::streams::processor_consumer(&names, &state.config.queue))
+        .create_consumer(sluice_bus::streams::processor_consumer(
+            &names,
+            &state.config.queue,
+        ))
         .await?;
     let slots = Arc::new(Semaphore::new(state.config.concurrency));
     let mut tasks = JoinSet::new();
@@ -93,7 +96,10 @@ async fn handle(state: &Shared, msg: Message) {
     let started = Instant::now();
     let names = state.bus.names();
     let subject = names.unprefix(msg.subject.as_str()).to_string();
-    let kind = subject.strip_prefix("ingest.").unwrap_or(&subject).to_string();
+    let kind = subject
+        .strip_prefix("ingest.")
+        .unwrap_or(&subject)
+        .to_string();
     let (delivered, stream_seq, published, stream_name) = match msg.info() {
         Ok(i) => (
             u32::try_from(i.delivered).unwrap_or(u32::MAX),

@@ -39,7 +39,11 @@ pub type Shared = Arc<State>;
 
 /// Connects, declares streams and tables, serves the admin endpoints on
 /// `listener` and consumes until `shutdown` is cancelled; then drains.
-pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let bus = Bus::connect(&config.nats, "sluice-processor").await?;
     bus.declare_streams(&config.queue, config.nats.replicas)
         .await

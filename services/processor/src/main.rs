@@ -15,7 +15,10 @@ async fn main() {
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("sluice-processor: cannot listen on {} (SLUICE_PROCESSOR_LISTEN): {e}", config.listen);
+            eprintln!(
+                "sluice-processor: cannot listen on {} (SLUICE_PROCESSOR_LISTEN): {e}",
+                config.listen
+            );
             std::process::exit(2);
         }
     };

@@ -46,11 +46,20 @@ pub async fn process(
     }
 }
 
-async fn publish_to_bus(state: &Shared, envelope: &Envelope, msg_id: &str) -> Result<(), ProcessError> {
+async fn publish_to_bus(
+    state: &Shared,
+    envelope: &Envelope,
+    msg_id: &str,
+) -> Result<(), ProcessError> {
     let subject = subjects::bus(&envelope.source, &envelope.detail_type);
     state
         .bus
-        .publish(&subject, msg_id, envelope.to_bytes().into(), HeaderMap::new())
+        .publish(
+            &subject,
+            msg_id,
+            envelope.to_bytes().into(),
+            HeaderMap::new(),
+        )
         .await?;
     Ok(())
 }
@@ -118,7 +127,9 @@ async fn settle(state: &Shared, order: &PlacedOrder) -> Result<OrderStatus, Proc
     for item in &order.items {
         // On error, what this attempt reserved stays marked with the order id,
         // so the retry sees AlreadyReserved and does not take it twice.
-        let outcome = store.reserve(&item.sku, &order.order_id, item.quantity).await?;
+        let outcome = store
+            .reserve(&item.sku, &order.order_id, item.quantity)
+            .await?;
         let reason = match outcome {
             Reservation::Reserved => {
                 newly_reserved.push(item);
@@ -134,14 +145,21 @@ async fn settle(state: &Shared, order: &PlacedOrder) -> Result<OrderStatus, Proc
         return reject(state, order, &reason).await;
     }
     if store
-        .transition_order(&order.order_id, OrderStatus::Pending, OrderStatus::Confirmed, None)
+        .transition_order(
+            &order.order_id,
+            OrderStatus::Pending,
+            OrderStatus::Confirmed,
+            None,
+        )
         .await?
     {
         return Ok(OrderStatus::Confirmed);
     }
     // Another attempt settled the order meanwhile; what this attempt took is extra.
     for item in newly_reserved {
-        store.release(&item.sku, &order.order_id, item.quantity).await?;
+        store
+            .release(&item.sku, &order.order_id, item.quantity)
+            .await?;
     }
     current_status(state, order).await
 }
@@ -152,11 +170,19 @@ async fn reject(
     reason: &str,
 ) -> Result<OrderStatus, ProcessError> {
     for item in &order.items {
-        state.store.release(&item.sku, &order.order_id, item.quantity).await?;
+        state
+            .store
+            .release(&item.sku, &order.order_id, item.quantity)
+            .await?;
     }
     if state
         .store
-        .transition_order(&order.order_id, OrderStatus::Pending, OrderStatus::Rejected, Some(reason))
+        .transition_order(
+            &order.order_id,
+            OrderStatus::Pending,
+            OrderStatus::Rejected,
+            Some(reason),
+        )
         .await?
     {
         return Ok(OrderStatus::Rejected);

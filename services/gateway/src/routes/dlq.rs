@@ -37,7 +37,9 @@ pub async fn list(
     if !(1..=100).contains(&limit) {
         return Err(FieldError::new("limit", "must be 1 to 100").into());
     }
-    Ok(Json(state.bus.dlq_list(params.after.unwrap_or(0), limit).await?))
+    Ok(Json(
+        state.bus.dlq_list(params.after.unwrap_or(0), limit).await?,
+    ))
 }
 
 /// `POST /v1/dlq/redrive` body: no `ids` redrives everything (up to `limit`).
@@ -72,5 +74,7 @@ pub async fn redrive(
             return Err(FieldError::new("/ids", "must hold 1 to 1000 ids").into());
         }
     }
-    Ok(Json(state.bus.dlq_redrive(input.ids.as_deref(), limit).await?))
+    Ok(Json(
+        state.bus.dlq_redrive(input.ids.as_deref(), limit).await?,
+    ))
 }

@@ -70,18 +70,27 @@ pub async fn post_events(
     let is_batch = body.value.get("entries").is_some();
     let (state2, principal2, headers2) = (state.clone(), principal.clone(), headers.clone());
     let bytes = body.bytes.clone();
-    idempotent(&state, &principal.name, "events", &headers, &bytes, |seed| async move {
-        if is_batch {
-            let batch: BatchInput = body.parse()?;
-            batch_events(&state2, &principal2, &headers2, batch.entries, seed).await
-        } else {
-            let input: EventInput = body.parse()?;
-            input.validate()?;
-            let id = seed.map(|s| derive_id(&s, "event/0")).unwrap_or_else(new_id);
-            let id = publish_event(&state2, &principal2, &headers2, input, id).await?;
-            Ok((StatusCode::ACCEPTED, json!({ "id": id })))
-        }
-    })
+    idempotent(
+        &state,
+        &principal.name,
+        "events",
+        &headers,
+        &bytes,
+        |seed| async move {
+            if is_batch {
+                let batch: BatchInput = body.parse()?;
+                batch_events(&state2, &principal2, &headers2, batch.entries, seed).await
+            } else {
+                let input: EventInput = body.parse()?;
+                input.validate()?;
+                let id = seed
+                    .map(|s| derive_id(&s, "event/0"))
+                    .unwrap_or_else(new_id);
+                let id = publish_event(&state2, &principal2, &headers2, input, id).await?;
+                Ok((StatusCode::ACCEPTED, json!({ "id": id })))
+            }
+        },
+    )
     .await
 }
 
@@ -93,7 +102,9 @@ async fn batch_events(
     seed: Option<String>,
 ) -> Result<(StatusCode, Value), ApiError> {
     if entries.is_empty() || entries.len() > MAX_BATCH {
-        return Err(FieldError::new("/entries", format!("must hold 1 to {MAX_BATCH} events")).into());
+        return Err(
+            FieldError::new("/entries", format!("must hold 1 to {MAX_BATCH} events")).into(),
+        );
     }
     // Every entry is checked before any is published: a client mistake never
     // leaves a partly written batch. Per-entry errors are left for failures
@@ -134,9 +145,14 @@ async fn batch_events(
         })
         .collect();
     if unavailable > 0 && unavailable == out.len() {
-        return Err(ApiError::Unavailable("the queue accepted none of the events".into()));
+        return Err(ApiError::Unavailable(
+            "the queue accepted none of the events".into(),
+        ));
     }
-    Ok((StatusCode::ACCEPTED, json!({ "failed_count": failed, "entries": out })))
+    Ok((
+        StatusCode::ACCEPTED,
+        json!({ "failed_count": failed, "entries": out }),
+    ))
 }
 
 /// Publishes one validated event; returns its id once JetStream has it.
@@ -158,7 +174,12 @@ async fn publish_event(
     let msg_headers = super::message_headers(principal, super::request_id(headers));
     let ack = state
         .bus
-        .publish(subjects::INGEST_EVENT, &envelope.id, bytes.into(), msg_headers)
+        .publish(
+            subjects::INGEST_EVENT,
+            &envelope.id,
+            bytes.into(),
+            msg_headers,
+        )
         .await?;
     metrics::counter!("sluice.gateway.events.accepted", "kind" => "event",
         "duplicate" => if ack.duplicate { "true" } else { "false" })
@@ -188,7 +209,12 @@ pub async fn get_event(
             "accepted_at": rec.accepted_at, "processed_at": rec.processed_at,
             "last_error": rec.last_error, "updated_at": rec.updated_at,
         });
-        return Ok(Json(EventView { id, status: rec.status, attempts: rec.attempts, more }));
+        return Ok(Json(EventView {
+            id,
+            status: rec.status,
+            attempts: rec.attempts,
+            more,
+        }));
     }
     match state.store.receipt(&id).await? {
         Some(r) => Ok(Json(EventView {

@@ -59,5 +59,10 @@ pub async fn get_stock(
     if check_sku_path(&sku).is_err() {
         return Err(not_found());
     }
-    state.store.stock(&sku).await?.map(Json).ok_or_else(not_found)
+    state
+        .store
+        .stock(&sku)
+        .await?
+        .map(Json)
+        .ok_or_else(not_found)
 }

@@ -82,8 +82,10 @@ pub async fn get_order(
         let items: Vec<Value> = o
             .items
             .iter()
-            .map(|i| json!({"sku": i.sku, "quantity": i.quantity,
-                "unit_price": money::format_amount(i.unit_price_minor, digits)}))
+            .map(|i| {
+                json!({"sku": i.sku, "quantity": i.quantity,
+                "unit_price": money::format_amount(i.unit_price_minor, digits)})
+            })
             .collect();
         return Ok(Json(json!({
             "order_id": o.order_id, "status": o.status, "reason": o.reason,
