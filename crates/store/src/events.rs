@@ -56,16 +56,7 @@ pub struct Delivery<'a> {
 impl Store {
     /// Reads an event record (consistent read).
     pub async fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.events)
-            .key("id", s(id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        let Some(item) = out.item else {
+        let Some(item) = self.get(&self.tables.events, "id", id).await? else {
             return Ok(None);
         };
         let status = get_s(&item, "status")

@@ -22,16 +22,7 @@ pub struct IdempotencyRecord {
 impl Store {
     /// Reads a record; an expired one counts as absent.
     pub async fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.idempotency)
-            .key("key", s(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        let Some(item) = out.item else {
+        let Some(item) = self.get(&self.tables.idempotency, "key", key).await? else {
             return Ok(None);
         };
         let rec = IdempotencyRecord {

@@ -64,16 +64,8 @@ impl Store {
 
     /// Reads the stock of `sku` (consistent read).
     pub async fn stock(&self, sku: &str) -> Result<Option<Stock>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.inventory)
-            .key("sku", s(sku))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(out.item.map(|item| stock_of(sku, &item)))
+        let item = self.get(&self.tables.inventory, "sku", sku).await?;
+        Ok(item.map(|item| stock_of(sku, &item)))
     }
 
     /// Reserves `quantity` of `sku` for `order_id`, at most once per order.
@@ -102,16 +94,7 @@ impl Store {
             Ok(_) => Ok(Reservation::Reserved),
             Err(e) if is_condition_failed(&e) => {
                 // Which condition failed? Look (consistently) at the item.
-                let out = self
-                    .client
-                    .get_item()
-                    .table_name(&self.tables.inventory)
-                    .key("sku", s(sku))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(classify)?;
-                let Some(item) = out.item else {
+                let Some(item) = self.get(&self.tables.inventory, "sku", sku).await? else {
                     return Ok(Reservation::UnknownSku);
                 };
                 if reserved_by(&item).iter().any(|o| o == order_id) {

@@ -197,6 +197,25 @@ impl Store {
             .map_err(classify)
     }
 
+    /// Reads one item by its partition key with a consistent read.
+    pub(crate) async fn get(
+        &self,
+        table: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key(key, s(value))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.item)
+    }
+
     /// Creates every missing table and waits until it is active.
     pub async fn ensure_tables(&self) -> Result<(), StoreError> {
         schema::ensure(&self.client, &self.tables).await?;

@@ -129,16 +129,7 @@ impl Store {
 
     /// Reads an order (consistent read).
     pub async fn order(&self, order_id: &str) -> Result<Option<OrderRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.orders)
-            .key("order_id", s(order_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        let Some(item) = out.item else {
+        let Some(item) = self.get(&self.tables.orders, "order_id", order_id).await? else {
             return Ok(None);
         };
         let corrupt = |reason: &str| StoreError::Corrupt {

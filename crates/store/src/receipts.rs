@@ -68,15 +68,8 @@ impl Store {
 
     /// Reads a receipt.
     pub async fn receipt(&self, id: &str) -> Result<Option<Receipt>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.receipts)
-            .key("id", s(id))
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(out.item.map(|item| Receipt {
+        let item = self.get(&self.tables.receipts, "id", id).await?;
+        Ok(item.map(|item| Receipt {
             id: id.to_string(),
             kind: get_s(&item, "kind").unwrap_or_default(),
             accepted_at: get_s(&item, "accepted_at").unwrap_or_default(),

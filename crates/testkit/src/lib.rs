@@ -176,14 +176,31 @@ pub struct Nats {
 }
 
 impl Nats {
-    /// Starts a server in `dir`.
+    /// Starts a server in `dir` (JetStream syncing on the server's default interval).
     pub async fn start(dir: &Path) -> Result<Self> {
+        Self::start_with(dir, false).await
+    }
+
+    /// Starts a server in `dir`; `fsync_always` makes JetStream fsync every write.
+    pub async fn start_with(dir: &Path, fsync_always: bool) -> Result<Self> {
         let port = free_port();
         let data = dir.join("nats");
         std::fs::create_dir_all(&data)?;
+        let conf = dir.join("nats.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listen: 127.0.0.1:{port}\njetstream {{\n  store_dir: {:?}\n  {}\n}}\n",
+                data.display().to_string(),
+                if fsync_always {
+                    "sync_interval: always"
+                } else {
+                    ""
+                }
+            ),
+        )?;
         let mut cmd = Command::new(deps_dir().join("bin/nats-server"));
-        cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(&data);
+        cmd.arg("-c").arg(&conf);
         let proc = Proc::spawn("nats", cmd, dir.join("nats.log"))?;
         wait_for_port(port, "nats-server").await?;
         Ok(Self {
@@ -270,8 +287,16 @@ pub struct Servers {
 impl Servers {
     /// Starts NATS and DynamoDB Local.
     pub async fn start() -> Result<Self> {
+        Self::start_with(false).await
+    }
+
+    /// Starts NATS (fsync on every write if `fsync_always`) and DynamoDB Local.
+    pub async fn start_with(fsync_always: bool) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("sluice-test-").tempdir()?;
-        let (nats, dynamo) = tokio::try_join!(Nats::start(dir.path()), Dynamo::start(dir.path()))?;
+        let (nats, dynamo) = tokio::try_join!(
+            Nats::start_with(dir.path(), fsync_always),
+            Dynamo::start(dir.path())
+        )?;
         Ok(Self { nats, dynamo, dir })
     }
 
@@ -306,7 +331,18 @@ pub async fn start_service(
     admin_port: u16,
     log: PathBuf,
 ) -> Result<Proc> {
-    let path = bin_dir().join(binary);
+    start_service_from(&bin_dir(), binary, env, admin_port, log).await
+}
+
+/// [`start_service`] with the binary taken from `dir`.
+pub async fn start_service_from(
+    dir: &Path,
+    binary: &str,
+    env: &[(String, String)],
+    admin_port: u16,
+    log: PathBuf,
+) -> Result<Proc> {
+    let path = dir.join(binary);
     let mut cmd = Command::new(&path);
     cmd.env_clear();
     for key in ["PATH", "HOME"] {

@@ -377,6 +377,68 @@ mod tests {
         }
     }
 
+    /// A P-256 test key (PKCS#8) and its public JWK coordinates.
+    const EC_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgF3jrzwUeUYu2pR/8
+ntT/l11kVYudT7XuJDW22+2zO4ChRANCAARsTajV71cuOJJI3o+rXgn5H2iTCDmH
+jpBokVqDabqCzDC46Ns7gz4ROtauqDilC1REKf1Aa/i7ICXxqiciEiwe
+-----END PRIVATE KEY-----
+";
+    const EC_X: &str = "bE2o1e9XLjiSSN6Pq14J-R9okwg5h46QaJFag2m6gsw";
+    const EC_Y: &str = "MLjo2zuDPhE61q6oOKULVEQp_UBr-LsgJfGqJyISLB4";
+
+    #[tokio::test]
+    async fn es256_tokens_verify_against_a_cached_jwks() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let counter = fetches.clone();
+        let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1",
+            "use": "sig", "alg": "ES256", "x": EC_X, "y": EC_Y}]});
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let jwks = jwks.clone();
+                async move { axum::Json(jwks) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let auth = Authenticator::new(&config(&[("SLUICE_GATEWAY_JWT_JWKS_URL", &url)]));
+        let key = EncodingKey::from_ec_pem(EC_KEY.as_bytes()).unwrap();
+        let sign = |kid: &str| {
+            let mut header = Header::new(Algorithm::ES256);
+            header.kid = Some(kid.into());
+            encode(
+                &header,
+                &serde_json::json!({"sub": "svc-es", "exp": now() + 600, "scp": ["orders:write"]}),
+                &key,
+            )
+            .unwrap()
+        };
+        for _ in 0..3 {
+            let p = auth
+                .authenticate(&headers("authorization", &format!("Bearer {}", sign("k1"))))
+                .await
+                .unwrap();
+            assert_eq!(p.name, "svc-es");
+            assert_eq!(p.scopes, vec!["orders:write"]);
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1, "keys are cached");
+
+        // An unknown kid triggers at most one refetch per 30 s, then 401.
+        for _ in 0..3 {
+            let err = auth
+                .authenticate(&headers("authorization", &format!("Bearer {}", sign("k2"))))
+                .await
+                .unwrap_err();
+            assert_eq!(err.status(), 401);
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn key_config_mistakes_name_the_variable() {
         let env = Env::default().with(

@@ -138,3 +138,12 @@ impl Config {
         })
     }
 }
+
+impl sluice_runtime::ServiceConfig for Config {
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+    fn listen(&self) -> (SocketAddr, &'static str) {
+        (self.listen, "SLUICE_GATEWAY_LISTEN")
+    }
+}

@@ -44,15 +44,16 @@ where
                 "Idempotency-Key must be 1 to 255 visible ASCII characters",
             ))
         })?;
-    let scoped = hex::encode(Sha256::digest(format!("{principal}\0{route}\0{key}")));
+    let scoped = scoped_key(principal, route, key);
     let body_hash = hex::encode(Sha256::digest(body));
-    if let Some(rec) = state.store.idempotency(&scoped).await? {
-        if rec.body_hash != body_hash {
+    match decide(state.store.idempotency(&scoped).await?.as_ref(), &body_hash) {
+        Decision::Replay(rec) => return Ok(replay(rec)),
+        Decision::Conflict => {
             return Err(ApiError::Conflict(
                 "this Idempotency-Key was used with a different request body".into(),
-            ));
+            ))
         }
-        return Ok(replay(&rec));
+        Decision::Proceed => {}
     }
     let (status, value) = f(Some(scoped.clone())).await?;
     let response = serde_json::to_string(&value).unwrap_or_default();
@@ -71,6 +72,30 @@ where
     Ok((status, axum::Json(value)).into_response())
 }
 
+/// The key as stored: the client's key can only collide with its own, on one route.
+fn scoped_key(principal: &str, route: &str, key: &str) -> String {
+    hex::encode(Sha256::digest(format!("{principal}\0{route}\0{key}")))
+}
+
+/// What to do with a request, given the record its key has (if any).
+#[derive(Debug, PartialEq, Eq)]
+enum Decision<'a> {
+    /// First use: run the request.
+    Proceed,
+    /// Same key, same body: give the stored response.
+    Replay(&'a IdempotencyRecord),
+    /// Same key, different body.
+    Conflict,
+}
+
+fn decide<'a>(existing: Option<&'a IdempotencyRecord>, body_hash: &str) -> Decision<'a> {
+    match existing {
+        None => Decision::Proceed,
+        Some(rec) if rec.body_hash == body_hash => Decision::Replay(rec),
+        Some(_) => Decision::Conflict,
+    }
+}
+
 fn replay(rec: &IdempotencyRecord) -> Response {
     let status = StatusCode::from_u16(rec.status).unwrap_or(StatusCode::OK);
     let mut res = (status, rec.response.clone()).into_response();
@@ -81,4 +106,45 @@ fn replay(rec: &IdempotencyRecord) -> Response {
     );
     h.insert("idempotent-replayed", HeaderValue::from_static("true"));
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(hash: &str) -> IdempotencyRecord {
+        IdempotencyRecord {
+            key: "k".into(),
+            body_hash: hash.into(),
+            status: 202,
+            response: r#"{"id":"e1"}"#.into(),
+            expires_at: i64::MAX,
+        }
+    }
+
+    #[test]
+    fn first_use_proceeds_same_body_replays_other_body_conflicts() {
+        let rec = record("aa");
+        assert_eq!(decide(None, "aa"), Decision::Proceed);
+        assert_eq!(decide(Some(&rec), "aa"), Decision::Replay(&rec));
+        assert_eq!(decide(Some(&rec), "bb"), Decision::Conflict);
+    }
+
+    #[test]
+    fn keys_are_scoped_to_principal_and_route() {
+        let k = scoped_key("alice", "events", "retry-1");
+        assert_eq!(k, scoped_key("alice", "events", "retry-1"));
+        assert_ne!(k, scoped_key("bob", "events", "retry-1"));
+        assert_ne!(k, scoped_key("alice", "orders", "retry-1"));
+        // The separator keeps ("a","b\0c") from colliding with ("a\0b","c").
+        assert_ne!(scoped_key("a", "b", "c"), scoped_key("a", "", "b\0c"));
+    }
+
+    #[test]
+    fn a_replay_carries_the_stored_status_and_body() {
+        let res = replay(&record("aa"));
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        assert_eq!(res.headers()["idempotent-replayed"], "true");
+        assert_eq!(res.headers()["content-type"], "application/json");
+    }
 }

@@ -57,3 +57,12 @@ impl Config {
         })
     }
 }
+
+impl sluice_runtime::ServiceConfig for Config {
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+    fn listen(&self) -> (SocketAddr, &'static str) {
+        (self.listen, "SLUICE_PROCESSOR_LISTEN")
+    }
+}

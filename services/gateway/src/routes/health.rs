@@ -12,16 +12,7 @@ pub async fn healthz() -> &'static str {
 
 /// Readiness: NATS connected and the store answering.
 pub async fn readyz(State(state): State<Shared>) -> (StatusCode, String) {
-    if !state.bus.is_connected() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "nats: not connected".into(),
-        );
-    }
-    if let Err(e) = state.store.ping().await {
-        return (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"));
-    }
-    (StatusCode::OK, "ready".into())
+    sluice_runtime::readiness(&state.bus, &state.store).await
 }
 
 /// Prometheus metrics.
