@@ -33,6 +33,9 @@ pub enum EventError {
     /// More leaf values than [`crate::limits::MAX_EVENT_LEAVES`].
     #[error("the event has more than {0} values")]
     TooManyValues(usize),
+    /// SNS message attributes not of the form `{"name": {"Type", "Value"}}`.
+    #[error("{0}")]
+    BadAttributes(String),
     /// Array-consistency search over [`crate::limits::MAX_MATCH_STEPS`] steps.
     #[error("the event is too complex to match (arrays of objects)")]
     TooComplex,

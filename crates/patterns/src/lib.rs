@@ -8,6 +8,8 @@
 //! - [`Matcher`]: many patterns in one index, so matching an event costs
 //!   roughly what the rules its values can satisfy cost, not one evaluation
 //!   per rule.
+//! - [`sns::FilterPolicy`]: SNS subscription filter policies, both scopes.
+//! - [`transform::Input`]: EventBridge `InputPath` and `InputTransformer`.
 //!
 //! Semantics follow AWS's reference matcher (event-ruler) including array
 //! consistency: fields matched inside an array of objects must come from
@@ -20,6 +22,8 @@ mod flat;
 mod matcher;
 mod ops;
 mod pattern;
+pub mod sns;
+pub mod transform;
 
 pub use error::{EventError, PatternError};
 pub use matcher::{Matcher, Scratch};

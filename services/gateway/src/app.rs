@@ -25,7 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
-use crate::routes::{dlq, events, health, inventory, orders};
+use crate::routes::{dlq, events, health, inventory, orders, patterns};
 use crate::Shared;
 
 #[derive(OpenApi)]
@@ -71,6 +71,9 @@ fn api_routes() -> OpenApiRouter<Shared> {
         .routes(routes!(inventory::put_stock, inventory::get_stock))
         .routes(routes!(dlq::list))
         .routes(routes!(dlq::redrive))
+        .routes(routes!(patterns::test_pattern))
+        .routes(routes!(patterns::test_filter_policy))
+        .routes(routes!(patterns::test_input_transformer))
 }
 
 /// The gateway's router with every layer.
@@ -96,6 +99,10 @@ pub fn app(state: Shared) -> Router {
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(
             usize::try_from(state.config.body_limit).unwrap_or(usize::MAX),
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_oversized,
         ))
         .layer(
             ServiceBuilder::new()
@@ -178,6 +185,20 @@ async fn observe(req: Request, next: Next) -> Response {
         });
     }
     response
+}
+
+/// Refuses a body whose declared length is over the limit before reading
+/// any of it (a body without a length is cut off at the limit when read).
+async fn refuse_oversized(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > state.config.body_limit) {
+        return ApiError::PayloadTooLarge(state.config.body_limit).into_response();
+    }
+    next.run(req).await
 }
 
 /// Authenticates, throttles per principal, and hands the principal on.

@@ -33,17 +33,10 @@ pub mod scope {
     pub const ORDERS_READ: &str = "orders:read";
     /// Read stock.
     pub const INVENTORY_READ: &str = "inventory:read";
+    /// Try patterns, filter policies and input transformers.
+    pub const RULES_TEST: &str = "rules:test";
     /// Set stock, list and redrive dead letters.
     pub const ADMIN: &str = "admin";
-    /// Every scope.
-    pub const ALL: &[&str] = &[
-        EVENTS_WRITE,
-        EVENTS_READ,
-        ORDERS_WRITE,
-        ORDERS_READ,
-        INVENTORY_READ,
-        ADMIN,
-    ];
 }
 
 /// Who is calling, with what rights.

@@ -16,6 +16,9 @@ pub enum ApiError {
     /// JSON of the wrong shape or values.
     #[error("{0}")]
     Invalid(FieldError),
+    /// A rule, policy or template that does not compile (HTTP 400, as AWS answers).
+    #[error("{0}")]
+    BadRequest(FieldError),
     /// Not `application/json`.
     #[error("expected content-type application/json")]
     UnsupportedMediaType,
@@ -109,6 +112,7 @@ impl ApiError {
         match self {
             Self::MalformedJson(_) => (S::BAD_REQUEST, "malformed-json", "Malformed JSON"),
             Self::Invalid(_) => (S::UNPROCESSABLE_ENTITY, "validation", "Invalid request"),
+            Self::BadRequest(_) => (S::BAD_REQUEST, "invalid-definition", "Invalid definition"),
             Self::UnsupportedMediaType => (
                 S::UNSUPPORTED_MEDIA_TYPE,
                 "media-type",
@@ -137,7 +141,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, slug, title) = self.parts();
         let (detail, pointer) = match &self {
-            Self::Invalid(f) => (f.to_string(), Some(f.pointer.clone())),
+            Self::Invalid(f) | Self::BadRequest(f) => (f.to_string(), Some(f.pointer.clone())),
             Self::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
                 (

@@ -5,6 +5,7 @@ pub mod events;
 pub mod health;
 pub mod inventory;
 pub mod orders;
+pub mod patterns;
 
 use async_nats::HeaderMap;
 
