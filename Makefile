@@ -6,7 +6,7 @@ PROFILE ?= release
 export SLUICE_PROFILE := $(PROFILE)
 PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 
-.PHONY: deps build up down dev test lint bench fmt clean
+.PHONY: deps build up down dev test fuzz lint bench fmt clean
 
 deps: ## install NATS server and DynamoDB Local into .deps/
 	@bash scripts/deps.sh
@@ -23,9 +23,13 @@ down: ## stop everything `make up` started
 dev: up ## `up`, then follow every log
 	@tail -n 20 -F .sluice/log/*.log
 
-test: deps ## every test suite, against real servers started per test
+test: deps ## every test suite, against real servers started per test; a short fuzz run
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast -- --test-threads=$${SLUICE_TEST_THREADS:-2}
+	bash scripts/fuzz.sh $${SLUICE_FUZZ_SECONDS:-10}
+
+fuzz: ## fuzz pattern parsing and matching for FUZZ_SECONDS (default 600)
+	bash scripts/fuzz.sh $${FUZZ_SECONDS:-600}
 
 lint: ## formatting and clippy, warnings denied
 	$(CARGO) fmt --all -- --check
@@ -34,9 +38,10 @@ lint: ## formatting and clippy, warnings denied
 fmt:
 	$(CARGO) fmt --all
 
-bench: deps ## ingest benchmark; results in bench/results/
+bench: deps ## ingest and pattern-matching benchmarks; results in bench/results/
 	$(CARGO) build --release --bins
 	$(CARGO) run --release -p sluice-bench -- --out bench/results
+	bash scripts/bench-patterns.sh
 
 clean: down
 	rm -rf .sluice

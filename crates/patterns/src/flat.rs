@@ -7,7 +7,7 @@
 //! (array, element) pairs of the arrays of objects it sits in, so a match
 //! can require fields of one array element to come from the same element.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::FxHashMap;
 
 use serde_json::Value;
 
@@ -31,35 +31,38 @@ impl Lookup {
     };
 }
 
-/// The paths rules constrain, interned.
+/// The paths rules constrain, interned, and their prefixes: one hash
+/// lookup per event key tells both whether to keep its value and whether
+/// to walk below it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Paths {
-    ids: HashMap<Box<str>, u32>,
-    prefixes: HashSet<Box<str>>,
+    map: FxHashMap<Box<str>, Lookup>,
+    count: u32,
 }
 
 impl Paths {
     /// Interns `path` (and registers its prefixes); returns its id.
     pub(crate) fn intern(&mut self, path: &str) -> u32 {
-        if let Some(id) = self.ids.get(path) {
-            return *id;
+        if let Some(id) = self.map.get(path).and_then(|l| l.path) {
+            return id;
         }
-        let id = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
-        self.ids.insert(path.into(), id);
+        let id = self.count;
+        self.count += 1;
+        self.map.entry(path.into()).or_insert(Lookup::NOTHING).path = Some(id);
         let mut end = 0;
         while let Some(i) = path[end..].find('.') {
             end += i;
-            self.prefixes.insert(path[..end].into());
+            self.map
+                .entry(path[..end].into())
+                .or_insert(Lookup::NOTHING)
+                .prefix = true;
             end += 1;
         }
         id
     }
 
     fn lookup(&self, path: &str) -> Lookup {
-        Lookup {
-            path: self.ids.get(path).copied(),
-            prefix: self.prefixes.contains(path),
-        }
+        self.map.get(path).copied().unwrap_or(Lookup::NOTHING)
     }
 }
 

@@ -7,7 +7,7 @@
 //! the branches its values can anchor, and evaluates only those. Branches
 //! with no positive condition (only `exists: false`) are always evaluated.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use serde_json::Value;
 
