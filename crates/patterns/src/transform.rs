@@ -185,8 +185,6 @@ pub struct InputTransformer {
     pieces: Vec<Piece>,
     /// The template is JSON (an object or array), so the output must be too.
     json: bool,
-    /// The template is one quoted string.
-    string: bool,
 }
 
 impl InputTransformer {
@@ -260,7 +258,6 @@ impl InputTransformer {
             paths,
             pieces,
             json: trimmed.starts_with('{') || trimmed.starts_with('['),
-            string: trimmed.starts_with('"'),
         })
     }
 
@@ -297,7 +294,6 @@ impl InputTransformer {
                 "the rendered template is not valid JSON; EventBridge drops such events".into(),
             ));
         }
-        let _ = self.string;
         Ok(out)
     }
 

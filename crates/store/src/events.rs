@@ -8,7 +8,7 @@
 use serde::Serialize;
 use sluice_model::EventStatus;
 
-use crate::{classify, get_n, get_s, is_condition_failed, n, now_rfc3339, s, Store, StoreError};
+use crate::{applied, get_n, get_s, n, now_rfc3339, s, Store, StoreError};
 
 /// What the store knows of an event.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -150,10 +150,6 @@ impl Store {
         if error.is_none() {
             expr.push_str(" REMOVE last_error");
         }
-        match req.update_expression(expr).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(classify(e)),
-        }
+        applied(req.update_expression(expr).send().await)
     }
 }

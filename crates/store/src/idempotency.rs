@@ -2,7 +2,7 @@
 //! principal and route) maps to a hash of the request body and the response
 //! that was given, for 24 hours.
 
-use crate::{classify, epoch_secs, get_n, get_s, is_condition_failed, n, s, Store, StoreError};
+use crate::{applied, epoch_secs, get_n, get_s, n, s, Store, StoreError};
 
 /// A stored response for an idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,10 +51,6 @@ impl Store {
             .expression_attribute_values(":now", n(epoch_secs()))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(classify(e)),
-        }
+        applied(r)
     }
 }

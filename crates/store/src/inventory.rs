@@ -8,7 +8,9 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 
-use crate::{classify, get_n, get_s, is_condition_failed, n, now_rfc3339, s, Store, StoreError};
+use crate::{
+    applied, classify, get_n, get_s, is_condition_failed, n, now_rfc3339, s, Store, StoreError,
+};
 
 /// Stock of one SKU.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -131,11 +133,7 @@ impl Store {
             .expression_attribute_values(":now", s(now_rfc3339()))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(classify(e)),
-        }
+        applied(r)
     }
 
     /// Drops `order_id` from the reservation set once the order is settled

@@ -106,6 +106,20 @@ where
     matches!(err, SdkError::ServiceError(se) if se.err().code() == Some("ConditionalCheckFailedException"))
 }
 
+/// The outcome of a conditional write: `true` if applied, `false` if its
+/// condition did not hold (an outcome, not an error).
+pub(crate) fn applied<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failed(&e) => Ok(false),
+        Err(e) => Err(classify(e)),
+    }
+}
+
 /// Full table names.
 #[derive(Debug, Clone)]
 pub struct Tables {

@@ -6,9 +6,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use sluice_model::{OrderItem, OrderStatus, PlacedOrder};
 
-use crate::{
-    classify, get_n, get_s, is_condition_failed, n, now_rfc3339, s, Item, Store, StoreError,
-};
+use crate::{applied, get_n, get_s, n, now_rfc3339, s, Item, Store, StoreError};
 
 /// One entry of an order's history.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -83,11 +81,7 @@ impl Store {
             .condition_expression("attribute_not_exists(order_id)")
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(classify(e)),
-        }
+        applied(r)
     }
 
     /// Moves the order from `from` to `to` (recording `reason`). Returns
@@ -120,11 +114,7 @@ impl Store {
             expr.push_str(", reason = :r");
             req = req.expression_attribute_values(":r", s(r));
         }
-        match req.update_expression(expr).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(classify(e)),
-        }
+        applied(req.update_expression(expr).send().await)
     }
 
     /// Reads an order (consistent read).
