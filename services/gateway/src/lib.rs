@@ -70,7 +70,12 @@ pub async fn run(
         });
     }
     let receipts_stop = CancellationToken::new();
-    let (receipts, receipts_task) = receipts::start(store.clone(), receipts_stop.clone());
+    let (receipts, receipts_task) = if config.receipts {
+        let (tx, task) = receipts::start(store.clone(), receipts_stop.clone());
+        (tx, Some(task))
+    } else {
+        (None, None)
+    };
     let state: Shared = Arc::new(State {
         auth: auth::Authenticator::new(&config),
         throttle: throttle::Throttle::new(config.rate_per_second, config.burst),
@@ -86,6 +91,8 @@ pub async fn run(
         .context("serving")?;
     receipts_stop.cancel();
     drop(state);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), receipts_task).await;
+    if let Some(task) = receipts_task {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
     Ok(())
 }

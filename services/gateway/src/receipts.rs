@@ -7,8 +7,8 @@ use sluice_store::Store;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Queue of receipts to write.
-pub type Sender = mpsc::Sender<Receipt>;
+/// Queue of receipts to write; `None` when receipts are turned off.
+pub type Sender = Option<mpsc::Sender<Receipt>>;
 
 /// Starts the writer; it drains what is queued when `shutdown` fires.
 pub fn start(store: Store, shutdown: CancellationToken) -> (Sender, tokio::task::JoinHandle<()>) {
@@ -35,11 +35,12 @@ pub fn start(store: Store, shutdown: CancellationToken) -> (Sender, tokio::task:
             batch.clear();
         }
     });
-    (tx, task)
+    (Some(tx), task)
 }
 
 /// Queues a receipt; drops it (counted) when the writer is behind.
 pub fn note(tx: &Sender, id: &str, kind: &str) {
+    let Some(tx) = tx else { return };
     let r = Receipt {
         id: id.to_string(),
         kind: kind.to_string(),
