@@ -183,3 +183,37 @@ fn token(scopes: &[&str], ttl: i64) -> String {
     )
     .unwrap()
 }
+
+#[tokio::test]
+async fn a_queued_event_reads_accepted_and_a_queued_order_pending_until_processed() {
+    let mut stack = Stack::start_with("accepted", &[], false).await.unwrap();
+    let (status, _, body) = stack.post("/v1/events", &event(1)).await;
+    assert_eq!(status, 202);
+    let id = body["id"].as_str().unwrap().to_string();
+    let (code, view) = stack.get(&format!("/v1/events/{id}")).await;
+    assert_eq!(code, 200, "{view}");
+    assert_eq!(view["status"], "accepted");
+    assert_eq!(view["attempts"], 0);
+
+    let order = json!({"customer_id": "c", "currency": "EUR",
+        "items": [{"sku": "NONE", "quantity": 1, "unit_price": "1"}]});
+    let (status, _, body) = stack.post("/v1/orders", &order).await;
+    assert_eq!(status, 202);
+    let order_id = body["order_id"].as_str().unwrap().to_string();
+    let (code, view) = stack.get(&format!("/v1/orders/{order_id}")).await;
+    assert_eq!((code, &view["status"]), (200, &json!("PENDING")), "{view}");
+    // An order id is not an event of the events kind, and unknown ids stay 404.
+    assert_eq!(stack.get("/v1/orders/not-queued").await.0, 404);
+    assert_eq!(stack.get(&format!("/v1/orders/{id}")).await.0, 404);
+
+    stack.start_processor().await.unwrap();
+    assert_eventually!(
+        stack.event_status(&id).await.as_deref() == Some("processed"),
+        "not processed\n{}",
+        stack.logs()
+    );
+    assert_eventually!(
+        stack.get(&format!("/v1/orders/{order_id}")).await.1["status"] == "REJECTED",
+        "order not settled"
+    );
+}

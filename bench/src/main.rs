@@ -28,7 +28,6 @@ struct Args {
     out: std::path::PathBuf,
     seconds: u64,
     fsync_always: bool,
-    receipts: bool,
     rates: Vec<u64>,
 }
 
@@ -37,7 +36,6 @@ fn args() -> Args {
         out: "bench/results".into(),
         seconds: 10,
         fsync_always: true,
-        receipts: true,
         rates: vec![500, 1000, 2000],
     };
     let mut it = std::env::args().skip(1);
@@ -46,7 +44,6 @@ fn args() -> Args {
             "--out" => a.out = it.next().unwrap_or_default().into(),
             "--seconds" => a.seconds = it.next().and_then(|s| s.parse().ok()).unwrap_or(10),
             "--no-fsync" => a.fsync_always = false,
-            "--no-receipts" => a.receipts = false,
             "--rates" => {
                 a.rates = it
                     .next()
@@ -56,7 +53,7 @@ fn args() -> Args {
                     .collect()
             }
             other => {
-                eprintln!("usage: sluice-bench [--out DIR] [--seconds N] [--rates 500,1000] [--no-fsync] [--no-receipts]; got {other}");
+                eprintln!("usage: sluice-bench [--out DIR] [--seconds N] [--rates 500,1000] [--no-fsync]; got {other}");
                 std::process::exit(2);
             }
         }
@@ -103,10 +100,9 @@ async fn main() -> Result<()> {
         "server default sync (no fsync per write)"
     };
     report.push_str(&format!(
-        "# sluice ingest benchmark\n\nCommand: `{}`  \nMachine: {} cores; NATS JetStream {mode}, single node, file storage; store: DynamoDB Local (SQLite) on the same machine; load generator on the same machine; acceptance receipts {}.\n\n",
+        "# sluice ingest benchmark\n\nCommand: `{}`  \nMachine: {} cores; NATS JetStream {mode}, single node, file storage; store: DynamoDB Local (SQLite) on the same machine; load generator on the same machine.\n\n",
         std::env::args().collect::<Vec<_>>().join(" "),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        if args.receipts { "on" } else { "off" },
     ));
 
     // 1. raw JetStream durable publish.
@@ -189,7 +185,6 @@ async fn main() -> Result<()> {
         ("SLUICE_GATEWAY_RATE".to_string(), "1000000".to_string()),
         ("SLUICE_GATEWAY_BURST".to_string(), "1000000".to_string()),
         ("SLUICE_LOG".to_string(), "warn".to_string()),
-        ("SLUICE_GATEWAY_RECEIPTS".to_string(), args.receipts.to_string()),
     ]);
     let logs = servers.dir.path().to_path_buf();
     let gateway = start_service_from(
@@ -403,7 +398,7 @@ Each event costs the processor one conditional UpdateItem and one JetStream publ
         args.seconds,
         idle.0, peak_gw, idle.1, peak_pr,
     ));
-    let path = args.out.join(if args.receipts { "ingest.md" } else { "ingest-no-receipts.md" });
+    let path = args.out.join("ingest.md");
     std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
     println!("\n{report}\nwritten to {}", path.display());
     drop(gateway);

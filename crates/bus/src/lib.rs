@@ -179,6 +179,26 @@ impl Bus {
         ack.await.map_err(|e| err(&e))
     }
 
+    /// The queue kind of the event `id` if it is still in the ingest queue
+    /// (waiting, or being processed).
+    pub async fn queued_kind(&self, id: &str) -> Result<Option<&'static str>, BusError> {
+        let stream = self
+            .js
+            .get_stream_no_info(self.names.ingest())
+            .await
+            .map_err(BusError::request)?;
+        for kind in subjects::KINDS {
+            let subject = self.names.subject(&subjects::ingest(kind, id));
+            match stream.direct_get_last_for_subject(&subject).await {
+                Ok(_) => return Ok(Some(kind)),
+                Err(e)
+                    if e.kind() == async_nats::jetstream::stream::DirectGetErrorKind::NotFound => {}
+                Err(e) => return Err(BusError::request(e)),
+            }
+        }
+        Ok(None)
+    }
+
     /// Messages waiting for, or held by, the processor's consumer (queue lag).
     pub async fn queue_lag(&self, consumer: &str) -> Result<u64, BusError> {
         let stream = self

@@ -188,6 +188,8 @@ pub fn ingest_stream(names: &Names, q: &QueueConfig, replicas: usize) -> Config 
         max_message_size: 1 << 20,
         duplicate_window: q.dedupe_window,
         num_replicas: replicas,
+        // Direct gets by subject answer "is this event still queued?".
+        allow_direct: true,
         description: Some("sluice ingest work queue".into()),
         ..Default::default()
     }

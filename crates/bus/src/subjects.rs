@@ -1,15 +1,37 @@
 //! Every subject sluice publishes or consumes.
 //!
-//! `ingest.<kind>` work queues, `bus.<source>.<detail-type>` domain events,
-//! `dlq.<queue>` dead letters. Tokens taken from user data are sanitised so
-//! they can never add a level or a wildcard.
+//! `ingest.<kind>.<key>` work queues, `bus.<source>.<detail-type>` domain
+//! events, `dlq.<queue>` dead letters. Tokens taken from user data are
+//! sanitised so they can never add a level or a wildcard.
+//!
+//! Each queued message has a subject of its own, `ingest.<kind>.<key>` with
+//! `key` derived from the event id: a pending event can then be found in the
+//! work queue by id (a direct get of its subject), so "accepted" needs no
+//! extra write. A work queue deletes what is acknowledged, so the subjects
+//! held are bounded by the queue's lag.
 
 /// Everything the ingest work queue holds.
 pub const INGEST_ALL: &str = "ingest.>";
-/// Generic events posted to `POST /v1/events`.
-pub const INGEST_EVENT: &str = "ingest.event";
-/// Orders posted to `POST /v1/orders`.
-pub const INGEST_ORDER: &str = "ingest.order";
+/// Queue kind of generic events posted to `POST /v1/events`.
+pub const KIND_EVENT: &str = "event";
+/// Queue kind of orders posted to `POST /v1/orders`.
+pub const KIND_ORDER: &str = "order";
+/// Every queue kind.
+pub const KINDS: &[&str] = &[KIND_EVENT, KIND_ORDER];
+
+/// The subject of the queued message of kind `kind` with event id `id`.
+pub fn ingest(kind: &str, id: &str) -> String {
+    format!(
+        "ingest.{}.{}",
+        token(kind),
+        sluice_model::ids::derive_id(id, "subject")
+    )
+}
+
+/// The queue kind of an ingest subject (`ingest.<kind>[.<key>]`).
+pub fn ingest_kind(subject: &str) -> Option<&str> {
+    subject.strip_prefix("ingest.")?.split('.').next()
+}
 /// Everything on the bus.
 pub const BUS_ALL: &str = "bus.>";
 /// Everything dead-lettered.
@@ -44,6 +66,17 @@ pub fn token(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_event_has_its_own_ingest_subject() {
+        let s = ingest(KIND_EVENT, "a.b>c");
+        assert!(s.starts_with("ingest.event."));
+        assert_eq!(s.split('.').count(), 3, "{s}");
+        assert_ne!(s, ingest(KIND_EVENT, "a.b>d"));
+        assert_eq!(ingest_kind(&s), Some("event"));
+        assert_eq!(ingest_kind("ingest.order"), Some("order"));
+        assert_eq!(ingest_kind("bus.x.y"), None);
+    }
 
     #[test]
     fn user_text_cannot_add_levels_or_wildcards() {

@@ -13,7 +13,6 @@ pub mod events;
 pub mod idempotency;
 pub mod inventory;
 pub mod orders;
-pub mod receipts;
 mod schema;
 
 use std::collections::HashMap;
@@ -125,8 +124,6 @@ where
 pub struct Tables {
     /// Event records, by event id.
     pub events: String,
-    /// Acceptance receipts written by the gateway, by event id.
-    pub receipts: String,
     /// Orders, by order id.
     pub orders: String,
     /// Stock, by SKU.
@@ -139,7 +136,6 @@ impl Tables {
     fn new(prefix: &str) -> Self {
         Self {
             events: format!("{prefix}events"),
-            receipts: format!("{prefix}receipts"),
             orders: format!("{prefix}orders"),
             inventory: format!("{prefix}inventory"),
             idempotency: format!("{prefix}idempotency"),

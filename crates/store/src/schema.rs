@@ -15,7 +15,6 @@ use crate::{classify, StoreError, Tables};
 fn definitions(t: &Tables) -> Vec<(&str, &'static str, bool)> {
     vec![
         (&t.events, "id", false),
-        (&t.receipts, "id", true),
         (&t.orders, "order_id", false),
         (&t.inventory, "sku", false),
         (&t.idempotency, "key", true),

@@ -60,10 +60,6 @@ pub struct Config {
     /// `SLUICE_GATEWAY_REQUEST_TIMEOUT`: a request taking longer gets 504. Default 10s.
     #[serde(serialize_with = "serialize_duration")]
     pub request_timeout: Duration,
-    /// `SLUICE_GATEWAY_RECEIPTS`: write acceptance receipts so `GET /v1/events/{id}`
-    /// answers `accepted` before processing. Default true; false saves one
-    /// batched store write per 25 events (see docs/decisions/0002).
-    pub receipts: bool,
     /// `SLUICE_GATEWAY_IDEMPOTENCY_TTL`: how long an `Idempotency-Key` is remembered. Default 24h.
     #[serde(serialize_with = "serialize_duration")]
     pub idempotency_ttl: Duration,
@@ -131,7 +127,6 @@ impl Config {
             body_limit: env.bytes("SLUICE_GATEWAY_BODY_LIMIT", 1 << 20)?,
             request_timeout: env
                 .duration("SLUICE_GATEWAY_REQUEST_TIMEOUT", Duration::from_secs(10))?,
-            receipts: env.bool("SLUICE_GATEWAY_RECEIPTS", true)?,
             idempotency_ttl: env.duration(
                 "SLUICE_GATEWAY_IDEMPOTENCY_TTL",
                 Duration::from_secs(86_400),

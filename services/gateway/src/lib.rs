@@ -12,7 +12,6 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod idempotency;
-pub mod receipts;
 pub mod routes;
 pub mod throttle;
 
@@ -40,15 +39,13 @@ pub struct State {
     pub auth: Arc<auth::Authenticator>,
     /// Per-principal rate limits.
     pub throttle: throttle::Throttle,
-    /// Acceptance receipts to write.
-    pub receipts: receipts::Sender,
 }
 
 /// Shared handle on [`State`].
 pub type Shared = Arc<State>;
 
 /// Connects, declares streams and tables, and serves on `listener` until
-/// `shutdown`; then finishes in-flight requests and queued receipts.
+/// `shutdown`; then finishes in-flight requests.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -69,30 +66,17 @@ pub async fn run(
             }
         });
     }
-    let receipts_stop = CancellationToken::new();
-    let (receipts, receipts_task) = if config.receipts {
-        let (tx, task) = receipts::start(store.clone(), receipts_stop.clone());
-        (tx, Some(task))
-    } else {
-        (None, None)
-    };
     let state: Shared = Arc::new(State {
         auth: auth::Authenticator::new(&config),
         throttle: throttle::Throttle::new(config.rate_per_second, config.burst),
         config,
         bus,
         store,
-        receipts,
     });
     tokio::spawn(app::shrink_throttle(state.clone(), shutdown.clone()));
     axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .context("serving")?;
-    receipts_stop.cancel();
-    drop(state);
-    if let Some(task) = receipts_task {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
-    }
     Ok(())
 }

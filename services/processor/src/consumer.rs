@@ -96,8 +96,7 @@ async fn handle(state: &Shared, msg: Message) {
     let started = Instant::now();
     let names = state.bus.names();
     let subject = names.unprefix(msg.subject.as_str()).to_string();
-    let kind = subject
-        .strip_prefix("ingest.")
+    let kind = sluice_bus::subjects::ingest_kind(&subject)
         .unwrap_or(&subject)
         .to_string();
     let (delivered, stream_seq, published, stream_name) = match msg.info() {

@@ -16,7 +16,7 @@ use crate::auth::{scope, Principal};
 use crate::body::JsonBody;
 use crate::error::{ApiError, Problem};
 use crate::idempotency::idempotent;
-use crate::{receipts, Shared};
+use crate::Shared;
 
 /// A batch of events.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -175,7 +175,7 @@ async fn publish_event(
     let ack = state
         .bus
         .publish(
-            subjects::INGEST_EVENT,
+            &subjects::ingest(subjects::KIND_EVENT, &envelope.id),
             &envelope.id,
             bytes.into(),
             msg_headers,
@@ -184,7 +184,6 @@ async fn publish_event(
     metrics::counter!("sluice.gateway.events.accepted", "kind" => "event",
         "duplicate" => if ack.duplicate { "true" } else { "false" })
     .increment(1);
-    receipts::note(&state.receipts, &envelope.id, "event");
     Ok(envelope.id)
 }
 
@@ -216,12 +215,13 @@ pub async fn get_event(
             more,
         }));
     }
-    match state.store.receipt(&id).await? {
-        Some(r) => Ok(Json(EventView {
+    // Not recorded yet: is it still in the queue?
+    match state.bus.queued_kind(&id).await? {
+        Some(kind) => Ok(Json(EventView {
             id,
             status: EventStatus::Accepted,
             attempts: 0,
-            more: json!({ "kind": r.kind, "accepted_at": r.accepted_at }),
+            more: json!({ "kind": kind }),
         })),
         None => Err(not_found()),
     }

@@ -15,7 +15,7 @@ use crate::auth::{scope, Principal};
 use crate::body::JsonBody;
 use crate::error::{ApiError, Problem};
 use crate::idempotency::idempotent;
-use crate::{receipts, Shared};
+use crate::Shared;
 
 /// Places an order; it is confirmed or rejected asynchronously.
 #[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = OrderInput,
@@ -52,11 +52,15 @@ pub async fn post_order(
         let msg_headers = super::message_headers(&principal2, super::request_id(&headers2));
         state2
             .bus
-            .publish(subjects::INGEST_ORDER, &order_id, envelope.to_bytes().into(), msg_headers)
+            .publish(
+                &subjects::ingest(subjects::KIND_ORDER, &order_id),
+                &order_id,
+                envelope.to_bytes().into(),
+                msg_headers,
+            )
             .await?;
         metrics::counter!("sluice.gateway.events.accepted", "kind" => "order", "duplicate" => "false")
             .increment(1);
-        receipts::note(&state2.receipts, &order_id, "order");
         Ok((StatusCode::ACCEPTED, json!({ "order_id": order_id, "status": "PENDING" })))
     })
     .await
@@ -94,11 +98,9 @@ pub async fn get_order(
             "history": o.history, "created_at": o.created_at, "updated_at": o.updated_at,
         })));
     }
-    match state.store.receipt(&id).await? {
-        Some(r) if r.kind == "order" => Ok(Json(json!({
-            "order_id": id, "status": "PENDING",
-            "history": [{"status": "PENDING", "at": r.accepted_at}],
-        }))),
+    // Not created yet: is it still in the queue?
+    match state.bus.queued_kind(&id).await? {
+        Some(subjects::KIND_ORDER) => Ok(Json(json!({ "order_id": id, "status": "PENDING" }))),
         _ => Err(not_found()),
     }
 }
