@@ -128,7 +128,7 @@ impl Bus {
         headers.insert(h::DLQ_TERMINAL, if f.terminal { "true" } else { "false" });
         let dlq_id = format!("dlq:{}:{}", f.source_stream, f.source_seq);
         self.publish_raw(
-            &format!("dlq.{}", crate::subjects::token(queue)),
+            &crate::subjects::dlq(queue),
             &dlq_id,
             f.payload.clone(),
             headers,

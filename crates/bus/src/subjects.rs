@@ -36,8 +36,10 @@ pub fn ingest_kind(subject: &str) -> Option<&str> {
 pub const BUS_ALL: &str = "bus.>";
 /// Everything dead-lettered.
 pub const DLQ_ALL: &str = "dlq.>";
-/// Dead letters of the ingest queue.
-pub const DLQ_INGEST: &str = "dlq.ingest";
+/// The dead-letter subject of queue `queue` (`dlq.<queue>`).
+pub fn dlq(queue: &str) -> String {
+    format!("dlq.{}", token(queue))
+}
 
 /// `bus.<source>.<detail-type>` with both parts made into safe tokens.
 pub fn bus(source: &str, detail_type: &str) -> String {

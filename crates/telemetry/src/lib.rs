@@ -167,11 +167,6 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// The trace id of the current span, as 32 hex digits, or empty when there is none.
-pub fn current_trace_id() -> String {
-    trace_id_of(&tracing::Span::current())
-}
-
 /// The trace id of `span`, or empty.
 pub fn trace_id_of(span: &tracing::Span) -> String {
     let cx = span.context();
@@ -195,12 +190,6 @@ pub fn http_context(headers: &http::HeaderMap) -> Context {
     TraceContextPropagator::new().extract(&HttpHeaders(headers))
 }
 
-/// Writes the current span's context into HTTP headers.
-pub fn http_inject(headers: &mut http::HeaderMap) {
-    let cx = tracing::Span::current().context();
-    TraceContextPropagator::new().inject_context(&cx, &mut HttpHeadersMut(headers));
-}
-
 /// Writes the current span's context into NATS message headers.
 pub fn nats_inject(headers: &mut async_nats::HeaderMap) {
     let cx = tracing::Span::current().context();
@@ -222,21 +211,6 @@ impl Extractor for HttpHeaders<'_> {
     }
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(|k| k.as_str()).collect()
-    }
-}
-
-struct HttpHeadersMut<'a>(&'a mut http::HeaderMap);
-impl Injector for HttpHeadersMut<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if value.is_empty() {
-            return;
-        }
-        if let (Ok(k), Ok(v)) = (
-            http::HeaderName::from_bytes(key.as_bytes()),
-            http::HeaderValue::from_str(&value),
-        ) {
-            self.0.insert(k, v);
-        }
     }
 }
 

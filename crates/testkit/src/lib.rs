@@ -172,7 +172,6 @@ pub struct Nats {
     pub proc: Proc,
     /// Client port.
     pub port: u16,
-    dir: PathBuf,
 }
 
 impl Nats {
@@ -203,21 +202,12 @@ impl Nats {
         cmd.arg("-c").arg(&conf);
         let proc = Proc::spawn("nats", cmd, dir.join("nats.log"))?;
         wait_for_port(port, "nats-server").await?;
-        Ok(Self {
-            proc,
-            port,
-            dir: dir.to_path_buf(),
-        })
+        Ok(Self { proc, port })
     }
 
     /// The client URL.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// The data directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }
 
