@@ -5,6 +5,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dir="$root/bench/event-ruler"
 out="$root/target/patterns-bench"
+mkdir -p "$out"
 mvn -q -B -f "$dir/pom.xml" dependency:build-classpath -Dmdep.outputFile="$out/classpath.txt" >&2
 cp="$(cat "$out/classpath.txt")"
 mkdir -p "$out/classes"

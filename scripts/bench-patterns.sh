@@ -5,6 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
+mkdir -p target/patterns-bench
 cargo bench -p sluice-patterns --bench matching 2>&1 | grep -E "^matches with" | tee target/patterns-bench/sluice-matches.txt
 bash scripts/bench-event-ruler.sh 3 | tee target/patterns-bench/event-ruler.jsonl
 python3 - "$root" <<'PY'

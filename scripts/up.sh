@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts the local stack as background processes: NATS (JetStream), DynamoDB
 # Local, the gateway and the processor. Idempotent: what is already running
-# is left alone, so a killed process comes back with another `make up`.
+# and serving is left alone; anything else (exited, killed, a zombie, alive
+# but not answering) is started again, so `make up` always ends with every
+# process serving.
 #
 #   .sluice/run/<name>.pid   process ids      .sluice/log/<name>.log   logs
 #   .sluice/data/            server data      .sluice/dev.env          URL + dev API key
@@ -11,6 +13,8 @@ cd "$root"
 profile="${SLUICE_PROFILE:-release}"
 bin="$root/target/$profile"
 state="$root/.sluice"
+# shellcheck source=scripts/proc.sh
+source "$root/scripts/proc.sh"
 mkdir -p "$state/run" "$state/log" "$state/data/nats" "$state/data/dynamodb"
 
 NATS_PORT="${SLUICE_NATS_PORT:-4222}"
@@ -23,16 +27,31 @@ PROCESSOR_PORT="${SLUICE_PROCESSOR_PORT:-8081}"
 # keeps the server's periodic sync.
 NATS_SYNC="${SLUICE_NATS_SYNC:-always}"
 
-running() { [ -f "$state/run/$1.pid" ] && kill -0 "$(cat "$state/run/$1.pid")" 2>/dev/null; }
+# Whether a process is doing its job: its port answers (servers) or its
+# /healthz answers 200 (services).
+serving() { # name probe ("port:N" or a URL)
+  case "$2" in
+    port:*) (exec 3<>"/dev/tcp/127.0.0.1/${2#port:}") 2>/dev/null ;;
+    *) curl -fsS -m 2 -o /dev/null "$2" 2>/dev/null ;;
+  esac
+}
 
-start() { # name command...
-  local name=$1; shift
-  if running "$name"; then
-    echo "up: $name already running (pid $(cat "$state/run/$name.pid"))"
-    return
+running() { alive "$1"; }
+
+start() { # name probe command...
+  local name=$1 probe=$2; shift 2
+  if alive "$name"; then
+    if serving "$name" "$probe"; then
+      echo "up: $name already running (pid $(cat "$state/run/$name.pid"))"
+      return
+    fi
+    echo "up: $name (pid $(cat "$state/run/$name.pid")) is not serving; restarting it"
+    stop_pid "$name"
   fi
+  rm -f "$state/run/$name.pid"
   nohup "$@" >>"$state/log/$name.log" 2>&1 </dev/null &
   echo $! >"$state/run/$name.pid"
+  basename "$1" >"$state/run/$name.cmd"
   echo "up: started $name (pid $!)"
 }
 
@@ -65,11 +84,12 @@ jetstream {
   $sync_line
 }
 CONF
-start nats "$root/.deps/bin/nats-server" -c "$state/nats.conf"
+start nats "port:$NATS_PORT" "$root/.deps/bin/nats-server" -c "$state/nats.conf"
 ddb="$root/.deps/dynamodb-local/lib"
-start dynamodb java "-Djava.library.path=$ddb" -Xmx512m -cp "$ddb/*" \
+# DynamoDB Local writes a metadata file into its working directory.
+(cd "$state/data/dynamodb" && start dynamodb "port:$DYNAMO_PORT" java "-Djava.library.path=$ddb" -Xmx512m -cp "$ddb/*" \
   com.amazonaws.services.dynamodbv2.local.main.ServerRunner \
-  -sharedDb -dbPath "$state/data/dynamodb" -port "$DYNAMO_PORT"
+  -sharedDb -dbPath "$state/data/dynamodb" -port "$DYNAMO_PORT")
 wait_port nats "$NATS_PORT"
 wait_port dynamodb "$DYNAMO_PORT"
 
@@ -88,8 +108,8 @@ export SLUICE_STORE_ENDPOINT_URL="http://127.0.0.1:$DYNAMO_PORT"
 export SLUICE_GATEWAY_LISTEN="127.0.0.1:$GATEWAY_PORT"
 export SLUICE_PROCESSOR_LISTEN="127.0.0.1:$PROCESSOR_PORT"
 export SLUICE_GATEWAY_API_KEYS="[{\"principal\":\"dev\",\"key\":\"$key\",\"scopes\":[\"*\"]}]"
-start processor "$bin/sluice-processor"
-start gateway "$bin/sluice-gateway"
+start processor "http://127.0.0.1:$PROCESSOR_PORT/healthz" "$bin/sluice-processor"
+start gateway "$gateway_url/healthz" "$bin/sluice-gateway"
 wait_http processor "http://127.0.0.1:$PROCESSOR_PORT/readyz"
 wait_http gateway "$gateway_url/readyz"
 

@@ -141,10 +141,8 @@ async fn one_trace_spans_the_gateway_request_and_the_processing() {
         .await
         .unwrap();
     let tp = m
-        .message
         .headers
-        .as_ref()
-        .and_then(|h| h.get("traceparent"))
+        .get("traceparent")
         .map(|v| v.as_str().to_string())
         .unwrap_or_default();
     assert!(tp.contains(trace_id), "bus event traceparent {tp:?}");

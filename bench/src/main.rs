@@ -123,7 +123,7 @@ async fn main() -> Result<()> {
             let js = js.clone();
             let body = body.clone();
             async move {
-                let publish = async_nats::jetstream::context::Publish::build()
+                let publish = async_nats::jetstream::message::PublishMessage::build()
                     .payload(body)
                     .message_id(i.to_string());
                 js.send_publish("raw.x", publish)

@@ -251,8 +251,6 @@ impl Stack {
             .direct_get_next_for_subject(&subject, Some(seq))
             .await
         {
-            let m = sluice_bus::async_nats::jetstream::message::StreamMessage::try_from(m.message)
-                .expect("msg");
             seq = m.sequence + 1;
             let v: Value = serde_json::from_slice(&m.payload).expect("json");
             ids.push(v["id"].as_str().unwrap_or_default().to_string());

@@ -157,7 +157,6 @@ impl Bus {
                 Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
                 Err(e) => return Err(BusError::request(e)),
             };
-            let msg = StreamMessage::try_from(msg.message).map_err(BusError::request)?;
             if entries.len() == limit {
                 more = true;
                 break;

@@ -16,7 +16,7 @@ pub mod subjects;
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, context::Publish};
+use async_nats::jetstream::{self, message::PublishMessage};
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use sluice_config::NatsConfig;
@@ -163,7 +163,7 @@ impl Bus {
         headers: HeaderMap,
     ) -> Result<jetstream::publish::PublishAck, BusError> {
         let subject = self.names.subject(subject);
-        let publish = Publish::build()
+        let publish = PublishMessage::build()
             .payload(payload)
             .headers(headers)
             .message_id(msg_id);

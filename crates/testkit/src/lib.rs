@@ -257,7 +257,9 @@ impl Dynamo {
             .arg(format!("{}/*", lib.display()))
             .arg("com.amazonaws.services.dynamodbv2.local.main.ServerRunner")
             .args(["-sharedDb", "-port", &self.port.to_string(), "-dbPath"])
-            .arg(&data);
+            .arg(&data)
+            // It writes a metadata file into its working directory.
+            .current_dir(&data);
         self.proc = Some(Proc::spawn("dynamodb", cmd, self.dir.join("dynamodb.log"))?);
         wait_for_port(self.port, "DynamoDB Local").await
     }
