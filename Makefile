@@ -8,7 +8,7 @@ PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 
 .PHONY: deps build up down dev test fuzz lint bench fmt clean
 
-deps: ## install NATS server and DynamoDB Local into .deps/
+deps: ## install the servers and tools into .deps/ (NATS, DynamoDB Local, cargo-deny, schemathesis)
 	@bash scripts/deps.sh
 
 build: ## build the service binaries
@@ -23,7 +23,8 @@ down: ## stop everything `make up` started
 dev: up ## `up`, then follow every log
 	@tail -n 20 -F .sluice/log/*.log
 
-test: deps ## every test suite, against real servers started per test; a short fuzz run
+test: deps ## cargo deny, every test suite against real servers started per test, a short fuzz run
+	bash scripts/deny.sh
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast -- --test-threads=$${SLUICE_TEST_THREADS:-2}
 	bash scripts/fuzz.sh $${SLUICE_FUZZ_SECONDS:-10}
@@ -31,9 +32,10 @@ test: deps ## every test suite, against real servers started per test; a short f
 fuzz: ## fuzz pattern parsing and matching for FUZZ_SECONDS (default 600)
 	bash scripts/fuzz.sh $${FUZZ_SECONDS:-600}
 
-lint: ## formatting and clippy, warnings denied
+lint: deps ## formatting, clippy (warnings denied), cargo deny
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	bash scripts/deny.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -4,6 +4,8 @@
 #
 #   .deps/bin/nats-server          NATS server with JetStream (Go module proxy)
 #   .deps/dynamodb-local/          DynamoDB Local + native SQLite (Maven Central)
+#   .deps/cargo/bin/cargo-deny     licence, duplicate and advisory checks (crates.io)
+#   .deps/venv/bin/st              schemathesis, the OpenAPI conformance checker (PyPI)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 deps="$root/.deps"
@@ -36,6 +38,27 @@ else
     [ -e "$so" ] && cp "$so" "$DDB_DIR/lib/libsqlite4java-linux-amd64.so"
   done
   touch "$DDB_DIR/.complete"
+fi
+
+# --- cargo-deny ----------------------------------------------------------------
+DENY_VERSION="${DENY_VERSION:-0.20.2}"
+if [ -x "$deps/cargo/bin/cargo-deny" ] && "$deps/cargo/bin/cargo-deny" --version 2>/dev/null | grep -q "$DENY_VERSION"; then
+  log "cargo-deny ${DENY_VERSION} present"
+else
+  log "installing cargo-deny ${DENY_VERSION} (cargo install)"
+  cargo install --quiet --locked --root "$deps/cargo" "cargo-deny@${DENY_VERSION}"
+fi
+
+# --- schemathesis -------------------------------------------------------------------
+req="$root/deploy/deps/schemathesis.txt"
+if [ -x "$deps/venv/bin/st" ] && cmp -s "$req" "$deps/venv/.requirements"; then
+  log "schemathesis present"
+else
+  log "installing schemathesis (pip, pinned in deploy/deps/schemathesis.txt)"
+  rm -rf "$deps/venv"
+  python3 -m venv "$deps/venv"
+  "$deps/venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  cp "$req" "$deps/venv/.requirements"
 fi
 
 log "done"

@@ -1,6 +1,8 @@
 //! Process plumbing every sluice service shares: the `main` sequence
-//! (config → telemetry → bind → run until SIGTERM → flush) and the
-//! readiness check.
+//! (config → telemetry → bind → run until SIGTERM → flush), the
+//! configuration blocks every service reads ([`Common`]), connecting to
+//! NATS and the store with the streams and tables declared ([`Backends`]),
+//! and the readiness check.
 
 #![forbid(unsafe_code)]
 
@@ -8,12 +10,93 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use anyhow::Context;
 use serde::Serialize;
-use sluice_bus::Bus;
-use sluice_config::{ConfigError, Env, TelemetryConfig};
+use sluice_bus::{Bus, QueueConfig};
+use sluice_config::{ConfigError, Env, NatsConfig, StoreConfig, TelemetryConfig};
 use sluice_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// The configuration blocks every service reads, from the same variables.
+#[derive(Debug, Clone, Serialize)]
+pub struct Common {
+    /// Queue behaviour (`SLUICE_QUEUE_*`, `SLUICE_DLQ_*`, `SLUICE_BUS_*`):
+    /// every service declares the streams, so every one reads their limits.
+    pub queue: QueueConfig,
+    /// NATS (`SLUICE_NATS_*`).
+    pub nats: NatsConfig,
+    /// The store (`SLUICE_STORE_*`).
+    pub store: StoreConfig,
+    /// Logs, traces and metrics.
+    pub telemetry: TelemetryConfig,
+}
+
+impl Common {
+    /// Reads the shared blocks.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            queue: QueueConfig::from_env(env)?,
+            nats: NatsConfig::from_env(env)?,
+            store: StoreConfig::from_env(env)?,
+            telemetry: TelemetryConfig::from_env(env)?,
+        })
+    }
+}
+
+/// When a service needs its tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tables {
+    /// Before it starts work: [`Backends::connect`] waits for them.
+    Wait,
+    /// Not to start: they are created in the background while it serves
+    /// (readiness reports them missing until then).
+    Background,
+}
+
+/// NATS with sluice's streams declared, and the store with its tables.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    /// JetStream.
+    pub bus: Bus,
+    /// The store.
+    pub store: Store,
+}
+
+impl Backends {
+    /// Connects to NATS as `sluice-<service>`, declares the streams, and
+    /// connects the store, creating missing tables as `tables` says (when
+    /// `SLUICE_STORE_CREATE_TABLES` allows).
+    pub async fn connect(
+        service: &str,
+        common: &Common,
+        tables: Tables,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let bus = Bus::connect(&common.nats, &format!("sluice-{service}")).await?;
+        bus.declare_streams(&common.queue, common.nats.replicas)
+            .await
+            .context("declaring streams")?;
+        let store = Store::connect(&common.store).await;
+        if common.store.create_tables {
+            match tables {
+                Tables::Wait => store
+                    .ensure_tables_retrying(shutdown)
+                    .await
+                    .context("creating tables")?,
+                Tables::Background => {
+                    let (store, stop) = (store.clone(), shutdown.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = store.ensure_tables_retrying(&stop).await {
+                            tracing::error!(error = %e, "cannot create tables");
+                        }
+                    });
+                }
+            }
+        }
+        Ok(Self { bus, store })
+    }
+}
 
 /// What `main` needs to know about a service's configuration.
 pub trait ServiceConfig: Serialize + Sized {

@@ -4,10 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sluice_bus::QueueConfig;
-use sluice_config::{
-    serialize_duration, ConfigError, Env, NatsConfig, StoreConfig, TelemetryConfig,
-};
+use sluice_config::{serialize_duration, ConfigError, Env, TelemetryConfig};
+use sluice_runtime::Common;
 
 /// One API key as configured in `SLUICE_GATEWAY_API_KEYS`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -63,14 +61,9 @@ pub struct Config {
     /// `SLUICE_GATEWAY_IDEMPOTENCY_TTL`: how long an `Idempotency-Key` is remembered. Default 24h.
     #[serde(serialize_with = "serialize_duration")]
     pub idempotency_ttl: Duration,
-    /// Queue behaviour (`SLUICE_QUEUE_*`): the gateway declares the streams too.
-    pub queue: QueueConfig,
-    /// NATS (`SLUICE_NATS_*`).
-    pub nats: NatsConfig,
-    /// The store (`SLUICE_STORE_*`).
-    pub store: StoreConfig,
-    /// Logs and traces.
-    pub telemetry: TelemetryConfig,
+    /// NATS, the store, queue limits and telemetry.
+    #[serde(flatten)]
+    pub common: Common,
 }
 
 impl Config {
@@ -131,17 +124,14 @@ impl Config {
                 "SLUICE_GATEWAY_IDEMPOTENCY_TTL",
                 Duration::from_secs(86_400),
             )?,
-            queue: QueueConfig::from_env(env)?,
-            nats: NatsConfig::from_env(env)?,
-            store: StoreConfig::from_env(env)?,
-            telemetry: TelemetryConfig::from_env(env)?,
+            common: Common::from_env(env)?,
         })
     }
 }
 
 impl sluice_runtime::ServiceConfig for Config {
     fn telemetry(&self) -> &TelemetryConfig {
-        &self.telemetry
+        &self.common.telemetry
     }
     fn listen(&self) -> (SocketAddr, &'static str) {
         (self.listen, "SLUICE_GATEWAY_LISTEN")

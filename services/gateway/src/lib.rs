@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use sluice_bus::Bus;
+use sluice_runtime::{Backends, Tables};
 use sluice_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -51,21 +52,10 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let bus = Bus::connect(&config.nats, "sluice-gateway").await?;
-    bus.declare_streams(&config.queue, config.nats.replicas)
-        .await
-        .context("declaring streams")?;
-    let store = Store::connect(&config.store).await;
-    if config.store.create_tables {
-        // The ingest path does not need the store: serve at once, and keep
-        // creating tables in the background until the store answers.
-        let (store, stop) = (store.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            if let Err(e) = store.ensure_tables_retrying(&stop).await {
-                tracing::error!(error = %e, "cannot create tables");
-            }
-        });
-    }
+    // The ingest path does not need the store: serve at once, and keep
+    // creating tables in the background until the store answers.
+    let Backends { bus, store } =
+        Backends::connect("gateway", &config.common, Tables::Background, &shutdown).await?;
     let state: Shared = Arc::new(State {
         auth: auth::Authenticator::new(&config),
         throttle: throttle::Throttle::new(config.rate_per_second, config.burst),

@@ -4,10 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Serialize;
-use sluice_bus::QueueConfig;
-use sluice_config::{
-    serialize_duration, ConfigError, Env, NatsConfig, StoreConfig, TelemetryConfig,
-};
+use sluice_config::{serialize_duration, ConfigError, Env, TelemetryConfig};
+use sluice_runtime::Common;
 
 /// Everything the processor reads at start.
 #[derive(Debug, Clone, Serialize)]
@@ -26,14 +24,9 @@ pub struct Config {
     /// `SLUICE_PROCESSOR_GAUGE_INTERVAL`: how often queue lag and DLQ depth are read. Default 5s.
     #[serde(serialize_with = "serialize_duration")]
     pub gauge_interval: Duration,
-    /// Queue behaviour (`SLUICE_QUEUE_*`).
-    pub queue: QueueConfig,
-    /// NATS (`SLUICE_NATS_*`).
-    pub nats: NatsConfig,
-    /// The store (`SLUICE_STORE_*`).
-    pub store: StoreConfig,
-    /// Logs and traces.
-    pub telemetry: TelemetryConfig,
+    /// NATS, the store, queue limits and telemetry.
+    #[serde(flatten)]
+    pub common: Common,
 }
 
 impl Config {
@@ -50,17 +43,14 @@ impl Config {
                 .duration("SLUICE_PROCESSOR_SHUTDOWN_TIMEOUT", Duration::from_secs(25))?,
             gauge_interval: env
                 .duration("SLUICE_PROCESSOR_GAUGE_INTERVAL", Duration::from_secs(5))?,
-            queue: QueueConfig::from_env(env)?,
-            nats: NatsConfig::from_env(env)?,
-            store: StoreConfig::from_env(env)?,
-            telemetry: TelemetryConfig::from_env(env)?,
+            common: Common::from_env(env)?,
         })
     }
 }
 
 impl sluice_runtime::ServiceConfig for Config {
     fn telemetry(&self) -> &TelemetryConfig {
-        &self.telemetry
+        &self.common.telemetry
     }
     fn listen(&self) -> (SocketAddr, &'static str) {
         (self.listen, "SLUICE_PROCESSOR_LISTEN")

@@ -34,7 +34,7 @@ pub async fn run(state: Shared, shutdown: CancellationToken) -> anyhow::Result<(
     let consumer: async_nats::jetstream::consumer::PullConsumer = stream
         .create_consumer(sluice_bus::streams::processor_consumer(
             &names,
-            &state.config.queue,
+            &state.config.common.queue,
         ))
         .await?;
     let slots = Arc::new(Semaphore::new(state.config.concurrency));
@@ -145,7 +145,7 @@ async fn handle(state: &Shared, msg: Message) {
             attempts: delivered,
             accepted_at: &accepted_at,
         };
-        let max = state.config.queue.max_receive;
+        let max = state.config.common.queue.max_receive;
         let result = if delivered > max {
             // A previous delivery never settled (the processor died or timed out).
             Err(ProcessError::Transient(format!(
@@ -166,7 +166,7 @@ async fn handle(state: &Shared, msg: Message) {
             Err(ProcessError::Transient(reason)) if delivered < max => {
                 tracing::warn!(%reason, "attempt failed; will retry");
                 let _ = state.store.mark_failed(&delivery, &reason).await;
-                let delay = state.config.queue.retry_delay(delivered);
+                let delay = state.config.common.queue.retry_delay(delivered);
                 if let Err(e) = msg.ack_with(AckKind::Nak(Some(delay))).await {
                     tracing::warn!(error = %e, "nak failed; redelivery after the visibility timeout");
                 }
@@ -196,7 +196,7 @@ async fn handle(state: &Shared, msg: Message) {
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot dead-letter; will retry");
-                        let delay = state.config.queue.retry_delay(delivered);
+                        let delay = state.config.common.queue.retry_delay(delivered);
                         let _ = msg.ack_with(AckKind::Nak(Some(delay))).await;
                         "retried"
                     }

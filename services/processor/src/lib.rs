@@ -15,8 +15,8 @@ pub mod work;
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use sluice_bus::Bus;
+use sluice_runtime::{Backends, Tables};
 use sluice_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -44,17 +44,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let bus = Bus::connect(&config.nats, "sluice-processor").await?;
-    bus.declare_streams(&config.queue, config.nats.replicas)
-        .await
-        .context("declaring streams")?;
-    let store = Store::connect(&config.store).await;
-    if config.store.create_tables {
-        store
-            .ensure_tables_retrying(&shutdown)
-            .await
-            .context("creating tables")?;
-    }
+    let Backends { bus, store } =
+        Backends::connect("processor", &config.common, Tables::Wait, &shutdown).await?;
     let state: Shared = Arc::new(State { config, bus, store });
 
     let admin = axum::serve(listener, app::app(state.clone()))
