@@ -1,6 +1,7 @@
 //! The end-to-end harness: a whole sluice stack (NATS, DynamoDB Local,
-//! gateway and processor as real processes) per test, with helpers to call
-//! the API and to look at the queues and tables directly.
+//! gateway, processor and transformer as real processes) per test, with
+//! helpers to call the API and to look at the queues and tables directly,
+//! and real receivers for targets ([`receiver`]).
 
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -15,6 +16,8 @@ use sluice_store::Store;
 use sluice_testkit::{free_port, start_service, unique_prefix, Proc, Servers};
 
 pub use sluice_testkit::assert_eventually;
+
+pub mod receiver;
 
 /// API key with every scope.
 pub const ADMIN_KEY: &str = "test-admin-key";
@@ -31,6 +34,12 @@ pub struct Stack {
     pub gateway: Proc,
     /// The processor process, while running.
     pub processor: Option<Proc>,
+    /// The transformer process, while running.
+    pub transformer: Option<Proc>,
+    /// Transformer admin port (`/metrics`, `/readyz`).
+    pub transformer_port: u16,
+    /// Transformer gRPC port.
+    pub grpc_port: u16,
     /// Base URL of the gateway.
     pub url: String,
     /// Processor admin port.
@@ -57,7 +66,25 @@ impl Stack {
         let prefix = unique_prefix(name);
         let gateway_port = free_port();
         let processor_port = free_port();
+        let transformer_port = free_port();
+        let grpc_port = free_port();
         let mut env = servers.env(&prefix);
+        env.push((
+            "SLUICE_TRANSFORMER_LISTEN".into(),
+            format!("127.0.0.1:{transformer_port}"),
+        ));
+        env.push((
+            "SLUICE_TRANSFORMER_GRPC_LISTEN".into(),
+            format!("127.0.0.1:{grpc_port}"),
+        ));
+        env.push((
+            "SLUICE_TRANSFORMER_URL".into(),
+            format!("http://127.0.0.1:{grpc_port}"),
+        ));
+        env.push((
+            "SLUICE_TARGETS_DENY".into(),
+            format!("127.0.0.1:{gateway_port},127.0.0.1:{processor_port}"),
+        ));
         env.push((
             "SLUICE_GATEWAY_LISTEN".into(),
             format!("127.0.0.1:{gateway_port}"),
@@ -80,6 +107,15 @@ impl Stack {
             env.push(((*k).into(), (*v).into()));
         }
         let log_dir = servers.dir.path().to_path_buf();
+        let transformer = Some(
+            start_service(
+                "sluice-transformer",
+                &env,
+                transformer_port,
+                log_dir.join("transformer.log"),
+            )
+            .await?,
+        );
         let gateway = start_service(
             "sluice-gateway",
             &env,
@@ -107,6 +143,9 @@ impl Stack {
             servers,
             gateway,
             processor,
+            transformer,
+            transformer_port,
+            grpc_port,
             url: format!("http://127.0.0.1:{gateway_port}"),
             processor_port,
             env,
@@ -133,14 +172,91 @@ impl Stack {
         }
     }
 
+    /// Starts (again) the transformer.
+    pub async fn start_transformer(&mut self) -> Result<()> {
+        let log = self.servers.dir.path().join("transformer.log");
+        self.transformer =
+            Some(start_service("sluice-transformer", &self.env, self.transformer_port, log).await?);
+        Ok(())
+    }
+
+    /// SIGKILLs the transformer.
+    pub async fn kill_transformer(&mut self) {
+        if let Some(mut p) = self.transformer.take() {
+            p.kill().await;
+        }
+    }
+
+    /// Starts one more transformer replica on ports of its own; returns it
+    /// and its admin port.
+    pub async fn extra_transformer(&self, n: usize) -> Result<(Proc, u16)> {
+        let (admin, grpc) = (free_port(), free_port());
+        let mut env = self.env.clone();
+        env.retain(|(k, _)| {
+            k != "SLUICE_TRANSFORMER_LISTEN" && k != "SLUICE_TRANSFORMER_GRPC_LISTEN"
+        });
+        env.push((
+            "SLUICE_TRANSFORMER_LISTEN".into(),
+            format!("127.0.0.1:{admin}"),
+        ));
+        env.push((
+            "SLUICE_TRANSFORMER_GRPC_LISTEN".into(),
+            format!("127.0.0.1:{grpc}"),
+        ));
+        let log = self.servers.dir.path().join(format!("transformer-{n}.log"));
+        Ok((
+            start_service("sluice-transformer", &env, admin, log).await?,
+            admin,
+        ))
+    }
+
+    /// A service's `/metrics` page.
+    pub async fn metrics(&self, port: u16) -> String {
+        match self
+            .http
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+        {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
     /// Logs of the services, for failure messages.
     pub fn logs(&self) -> String {
         let mut s = self.gateway.log_tail(30);
-        if let Some(p) = &self.processor {
+        for p in [&self.processor, &self.transformer].into_iter().flatten() {
             s.push('\n');
             s.push_str(&p.log_tail(30));
         }
         s
+    }
+
+    /// A request with the admin key and a JSON body; returns status and body.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut r = self.req(method, path);
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        let r = r.send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// PUTs JSON with the admin key; returns status and body.
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    /// DELETEs with the admin key; returns the status.
+    pub async fn delete(&self, path: &str) -> u16 {
+        self.send(reqwest::Method::DELETE, path, None).await.0
     }
 
     /// A request with the admin key.
@@ -186,6 +302,8 @@ impl Stack {
         let name = match stream {
             "INGEST" => self.bus.names().ingest(),
             "DLQ" => self.bus.names().dlq(),
+            "DELIVERIES" => self.bus.names().deliveries(),
+            "NOTIFY" => self.bus.names().notify(),
             _ => self.bus.names().bus(),
         };
         let mut s = self.bus.jetstream().get_stream(name).await.expect("stream");

@@ -41,6 +41,8 @@ pub struct Failure<'a> {
     pub source_stream: &'a str,
     /// Sequence in the source stream.
     pub source_seq: u64,
+    /// The last response of the target, for deliveries (status and the start of the body).
+    pub last_response: Option<&'a str>,
 }
 
 /// One dead letter as listed.
@@ -48,8 +50,24 @@ pub struct Failure<'a> {
 pub struct DeadLetter {
     /// Position in the DLQ; the cursor for paging and the handle for redrive.
     pub seq: u64,
-    /// The original message id (the event id).
+    /// The original message id: the event id, or for a target's delivery
+    /// the delivery id. Redrive takes these.
     pub id: String,
+    /// For a target's delivery: the event's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// For a target's delivery: the bus of the rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bus: Option<String>,
+    /// For a target's delivery: the rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// For a target's delivery: the target's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// For a target's delivery: its last response (status and the start of the body).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_response: Option<String>,
     /// Subject it was consumed from.
     pub subject: String,
     /// Why it failed.
@@ -98,6 +116,11 @@ impl Bus {
     /// Puts a failed message in the DLQ (under `dlq.<queue>`) and waits for
     /// JetStream's acknowledgement. Acknowledge the original only after this.
     pub async fn dead_letter(&self, queue: &str, f: &Failure<'_>) -> Result<(), BusError> {
+        self.dead_letter_to(&crate::subjects::dlq(queue), f).await
+    }
+
+    /// [`Bus::dead_letter`] under the dead-letter subject `dlq_subject`.
+    pub async fn dead_letter_to(&self, dlq_subject: &str, f: &Failure<'_>) -> Result<(), BusError> {
         let mut headers = HeaderMap::new();
         if let Some(orig) = f.headers {
             for (k, values) in orig.iter() {
@@ -126,14 +149,17 @@ impl Bus {
             rfc3339(OffsetDateTime::now_utc()).as_str(),
         );
         headers.insert(h::DLQ_TERMINAL, if f.terminal { "true" } else { "false" });
+        if let Some(r) = f.last_response {
+            let r: String = r
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .take(1024)
+                .collect();
+            headers.insert(h::DLQ_RESPONSE, r.as_str());
+        }
         let dlq_id = format!("dlq:{}:{}", f.source_stream, f.source_seq);
-        self.publish_raw(
-            &crate::subjects::dlq(queue),
-            &dlq_id,
-            f.payload.clone(),
-            headers,
-        )
-        .await?;
+        self.publish_raw(dlq_subject, &dlq_id, f.payload.clone(), headers)
+            .await?;
         Ok(())
     }
 
@@ -180,6 +206,11 @@ impl Bus {
         DeadLetter {
             seq: m.sequence,
             id: get(h::DLQ_MSG_ID).unwrap_or_default(),
+            event_id: get(h::EVENT_ID),
+            bus: get(h::BUS),
+            rule: get(h::RULE),
+            target: get(h::TARGET),
+            last_response: get(h::DLQ_RESPONSE),
             subject: get(h::DLQ_SUBJECT).unwrap_or_default(),
             reason: get(h::DLQ_REASON).unwrap_or_default(),
             attempts: get(h::DLQ_ATTEMPTS)

@@ -19,6 +19,8 @@ pub const DLQ_ACCEPTED_AT: &str = "Sluice-Dlq-Accepted-At";
 pub const DLQ_FAILED_AT: &str = "Sluice-Dlq-Failed-At";
 /// Dead letter: whether the failure was terminal (`true`) or retries ran out (`false`).
 pub const DLQ_TERMINAL: &str = "Sluice-Dlq-Terminal";
+/// Dead letter: the last response of a target (status and the start of the body).
+pub const DLQ_RESPONSE: &str = "Sluice-Dlq-Response";
 /// Redriven message: the dead-letter sequence it came from.
 pub const REDRIVEN_FROM: &str = "Sluice-Redriven-From";
 
@@ -31,4 +33,18 @@ pub const DLQ_HEADERS: &[&str] = &[
     DLQ_ACCEPTED_AT,
     DLQ_FAILED_AT,
     DLQ_TERMINAL,
+    DLQ_RESPONSE,
 ];
+
+/// The bus an event was put on (absent: `default`).
+pub const EVENT_BUS: &str = "Sluice-Event-Bus";
+/// Delivery: its stable id (event, rule and target), the receiver's de-duplication key.
+pub const DELIVERY_ID: &str = "Sluice-Delivery-Id";
+/// Delivery: the event's id.
+pub const EVENT_ID: &str = "Sluice-Event-Id";
+/// Delivery: the bus of the rule.
+pub const BUS: &str = "Sluice-Bus";
+/// Delivery: the rule that matched.
+pub const RULE: &str = "Sluice-Rule";
+/// Delivery: the target's id within the rule.
+pub const TARGET: &str = "Sluice-Target";

@@ -11,6 +11,7 @@
 
 pub mod dlq;
 pub mod headers;
+pub mod queues;
 pub mod streams;
 pub mod subjects;
 
@@ -51,13 +52,16 @@ pub enum BusError {
         /// Why.
         reason: String,
     },
+    /// A receipt handle that is not one of the queue's.
+    #[error("{0}")]
+    Receipt(String),
     /// Any other JetStream request failed.
     #[error("jetstream: {0}")]
     Request(String),
 }
 
 impl BusError {
-    fn request(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn request(e: impl std::fmt::Display) -> Self {
         Self::Request(e.to_string())
     }
 }
@@ -117,7 +121,8 @@ impl Bus {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 
-    /// Declares (creates or updates) the ingest, dead-letter and bus streams.
+    /// Declares (creates or updates) the shared streams: ingest, dead
+    /// letters, the bus, deliveries and topic messages.
     pub async fn declare_streams(
         &self,
         queue: &QueueConfig,
@@ -127,6 +132,8 @@ impl Bus {
             streams::ingest_stream(&self.names, queue, replicas),
             streams::dlq_stream(&self.names, queue, replicas),
             streams::bus_stream(&self.names, queue, replicas),
+            streams::deliveries_stream(&self.names, queue, replicas),
+            streams::notify_stream(&self.names, queue, replicas),
         ] {
             let name = config.name.clone();
             self.js
@@ -201,9 +208,14 @@ impl Bus {
 
     /// Messages waiting for, or held by, the processor's consumer (queue lag).
     pub async fn queue_lag(&self, consumer: &str) -> Result<u64, BusError> {
+        self.consumer_lag(&self.names.ingest(), consumer).await
+    }
+
+    /// Messages waiting for, or held by, a consumer of a stream.
+    pub async fn consumer_lag(&self, stream: &str, consumer: &str) -> Result<u64, BusError> {
         let stream = self
             .js
-            .get_stream(self.names.ingest())
+            .get_stream(stream)
             .await
             .map_err(BusError::request)?;
         let info = stream

@@ -148,6 +148,30 @@ impl Names {
     pub fn processor(&self) -> String {
         format!("{}processor", self.prefix)
     }
+    /// Deliveries waiting for their targets (one subject per target).
+    pub fn deliveries(&self) -> String {
+        format!("{}DELIVERIES", self.prefix)
+    }
+    /// Messages published to topics, waiting for the notifier.
+    pub fn notify(&self) -> String {
+        format!("{}NOTIFY", self.prefix)
+    }
+    /// The transformer's durable consumer on the bus (the router).
+    pub fn router(&self) -> String {
+        format!("{}transformer", self.prefix)
+    }
+    /// The durable consumer of one target's deliveries.
+    pub fn target(&self, key: &str) -> String {
+        format!("{}target_{key}", self.prefix)
+    }
+    /// The stream of the sluice queue `name`.
+    pub fn queue_stream(&self, name: &str) -> String {
+        format!("{}QUEUE_{name}", self.prefix)
+    }
+    /// The durable consumer of the sluice queue `name`.
+    pub fn queue_consumer(&self, name: &str) -> String {
+        format!("{}queue_{name}", self.prefix)
+    }
     /// `subject` under this prefix (streams of different prefixes must not overlap).
     pub fn subject(&self, subject: &str) -> String {
         if self.prefix.is_empty() {
@@ -234,6 +258,88 @@ pub fn bus_stream(names: &Names, q: &QueueConfig, replicas: usize) -> Config {
     }
 }
 
+/// Deliveries: one message per (event, rule, target), on the target's own
+/// subject, consumed by that target's own consumer (so one target's
+/// backlog or failures hold back no other), removed when delivered. Full →
+/// refuse new (the router retries; the bus keeps the event meanwhile).
+pub fn deliveries_stream(names: &Names, q: &QueueConfig, replicas: usize) -> Config {
+    Config {
+        name: names.deliveries(),
+        subjects: vec![names.subject(crate::subjects::DELIVER_ALL)],
+        retention: RetentionPolicy::WorkQueue,
+        storage: StorageType::File,
+        discard: DiscardPolicy::New,
+        max_age: q.retention,
+        max_bytes: clamp_i64(q.max_bytes),
+        max_message_size: 1 << 20,
+        duplicate_window: q.dedupe_window,
+        num_replicas: replicas,
+        allow_direct: true,
+        description: Some("sluice deliveries to rule targets".into()),
+        ..Default::default()
+    }
+}
+
+/// Topic messages (`notify.<topic>`), a work queue for the notifier.
+pub fn notify_stream(names: &Names, q: &QueueConfig, replicas: usize) -> Config {
+    Config {
+        name: names.notify(),
+        subjects: vec![names.subject(crate::subjects::NOTIFY_ALL)],
+        retention: RetentionPolicy::WorkQueue,
+        storage: StorageType::File,
+        discard: DiscardPolicy::New,
+        max_age: q.retention,
+        max_bytes: clamp_i64(q.max_bytes),
+        max_message_size: 1 << 20,
+        duplicate_window: q.dedupe_window,
+        num_replicas: replicas,
+        allow_direct: true,
+        description: Some("sluice topic messages".into()),
+        ..Default::default()
+    }
+}
+
+/// The router's durable consumer on the bus. Created once with
+/// `DeliverPolicy::New`: rules see the events that arrive after the
+/// transformer first started, as EventBridge rules see events published
+/// after they exist; from then on it resumes where it stopped.
+pub fn router_consumer(names: &Names, ack_wait: Duration, max_ack_pending: i64) -> pull::Config {
+    pull::Config {
+        durable_name: Some(names.router()),
+        description: Some("sluice transformer: routes bus events to targets".into()),
+        deliver_policy: DeliverPolicy::New,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait,
+        max_deliver: -1,
+        max_ack_pending,
+        filter_subject: names.subject(crate::subjects::BUS_ALL),
+        ..Default::default()
+    }
+}
+
+/// One target's durable consumer: its own backlog, retries and pending
+/// limit. `max_deliver` is unlimited: the transformer applies the target's
+/// retry policy and dead-letters (as the processor does, decision 0001).
+pub fn target_consumer(
+    names: &Names,
+    key: &str,
+    ack_wait: Duration,
+    max_ack_pending: i64,
+    description: String,
+) -> pull::Config {
+    pull::Config {
+        durable_name: Some(names.target(key)),
+        description: Some(description),
+        deliver_policy: DeliverPolicy::All,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait,
+        max_deliver: -1,
+        max_ack_pending,
+        filter_subject: names.subject(&crate::subjects::deliver(key)),
+        ..Default::default()
+    }
+}
+
 /// The processor's durable pull consumer on the ingest queue. Replicas of
 /// the processor share it, so each message goes to one of them.
 pub fn processor_consumer(names: &Names, q: &QueueConfig) -> pull::Config {
@@ -279,6 +385,24 @@ mod tests {
         assert_eq!(s.discard, DiscardPolicy::New);
         assert_eq!(s.retention, RetentionPolicy::WorkQueue);
         assert_eq!(s.storage, StorageType::File);
+    }
+
+    #[test]
+    fn deliveries_are_a_work_queue_that_refuses_rather_than_drops() {
+        let q = QueueConfig::from_env(&Env::default()).unwrap();
+        let s = deliveries_stream(&Names::new(""), &q, 3);
+        assert_eq!(s.retention, RetentionPolicy::WorkQueue);
+        assert_eq!(s.discard, DiscardPolicy::New);
+        assert_eq!(s.num_replicas, 3);
+        let c = target_consumer(
+            &Names::new("p"),
+            "k1",
+            Duration::from_secs(5),
+            10,
+            "d".into(),
+        );
+        assert_eq!(c.filter_subject, "p.deliver.k1");
+        assert_eq!(c.max_deliver, -1);
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Every subject sluice publishes or consumes.
 //!
 //! `ingest.<kind>.<key>` work queues, `bus.<source>.<detail-type>` domain
-//! events, `dlq.<queue>` dead letters. Tokens taken from user data are
+//! events, `deliver.<target>` deliveries to one rule's target,
+//! `queue.<name>` sluice queues, `notify.<topic>` topic messages,
+//! `dlq.<queue>` dead letters, and `control.<what>` notices between
+//! replicas (core NATS, not stored). Tokens taken from user data are
 //! sanitised so they can never add a level or a wildcard.
 //!
 //! Each queued message has a subject of its own, `ingest.<kind>.<key>` with
@@ -41,6 +44,41 @@ pub fn dlq(queue: &str) -> String {
     format!("dlq.{}", token(queue))
 }
 
+/// Every delivery waiting for its target.
+pub const DELIVER_ALL: &str = "deliver.>";
+/// The deliveries of one target (`key` from [`target_key`]).
+pub fn deliver(key: &str) -> String {
+    format!("deliver.{}", token(key))
+}
+/// The dead letters of one target.
+pub fn dlq_target(key: &str) -> String {
+    format!("dlq.target.{}", token(key))
+}
+/// The stable key of target `id` of rule `rule` on bus `bus`: names its
+/// delivery subject, its consumer and its dead letters. Bus, rule and
+/// target names cannot contain `/`, so the joined name is unambiguous.
+pub fn target_key(bus: &str, rule: &str, id: &str) -> String {
+    sluice_model::ids::derive_id(&format!("{bus}/{rule}/{id}"), "target")
+}
+/// Messages of the sluice queue `name` (queue names are subject-safe).
+pub fn queue(name: &str) -> String {
+    format!("queue.{}", token(name))
+}
+/// The dead letters of the sluice queue `name`.
+pub fn dlq_queue(name: &str) -> String {
+    format!("dlq.queue.{}", token(name))
+}
+/// Everything published to topics.
+pub const NOTIFY_ALL: &str = "notify.>";
+/// Messages published to topic `topic`.
+pub fn notify(topic: &str) -> String {
+    format!("notify.{}", token(topic))
+}
+/// Notice that the rules of a bus changed (payload: the bus name).
+pub const CONTROL_RULES: &str = "control.rules";
+/// Presence of transformer replicas (payload: the replica's id).
+pub const CONTROL_PRESENCE: &str = "control.presence.transformer";
+
 /// `bus.<source>.<detail-type>` with both parts made into safe tokens.
 pub fn bus(source: &str, detail_type: &str) -> String {
     format!("bus.{}.{}", token(source), token(detail_type))
@@ -78,6 +116,16 @@ mod tests {
         assert_eq!(ingest_kind(&s), Some("event"));
         assert_eq!(ingest_kind("ingest.order"), Some("order"));
         assert_eq!(ingest_kind("bus.x.y"), None);
+    }
+
+    #[test]
+    fn target_keys_are_stable_and_tell_targets_apart() {
+        let k = target_key("default", "orders", "t1");
+        assert_eq!(k, target_key("default", "orders", "t1"));
+        assert_ne!(k, target_key("default", "orders", "t2"));
+        assert_ne!(k, target_key("other", "orders", "t1"));
+        assert_eq!(deliver(&k).split('.').count(), 2);
+        assert_eq!(dlq_target(&k).split('.').count(), 3);
     }
 
     #[test]

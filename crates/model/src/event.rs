@@ -38,6 +38,9 @@ pub struct EventInput {
     /// The client's id for the event; makes retries idempotent. Generated if absent.
     #[serde(default)]
     pub id: Option<String>,
+    /// The bus the event is put on (EventBridge's `EventBusName`); `default` when absent.
+    #[serde(default, rename = "event-bus-name")]
+    pub event_bus_name: Option<String>,
 }
 
 impl EventInput {
@@ -66,6 +69,9 @@ impl EventInput {
         }
         if let Some(id) = &self.id {
             ids::check_client_id(id).map_err(|e| FieldError::new("/id", e))?;
+        }
+        if let Some(bus) = &self.event_bus_name {
+            crate::names::check_bus(bus).map_err(|e| FieldError::new("/event-bus-name", e))?;
         }
         Ok(())
     }
@@ -193,6 +199,14 @@ mod tests {
             r#"{{"source":"s","detail-type":"{long}","detail":{{}}}}"#
         ));
         assert_eq!(e.validate().unwrap_err().pointer, "/detail-type");
+    }
+
+    #[test]
+    fn a_bad_bus_name_is_refused() {
+        let e = input(r#"{"source":"s","detail-type":"t","detail":{},"event-bus-name":"a/b"}"#);
+        assert_eq!(e.validate().unwrap_err().pointer, "/event-bus-name");
+        let e = input(r#"{"source":"s","detail-type":"t","detail":{},"event-bus-name":"orders"}"#);
+        assert!(e.validate().is_ok());
     }
 
     #[test]

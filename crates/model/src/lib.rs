@@ -1,6 +1,7 @@
 //! The data sluice moves and keeps: the EventBridge-shaped event envelope,
-//! the client-facing inputs (events, orders, stock), their validation, and
-//! the rules for ids (client ids, derived ids).
+//! the client-facing inputs (events, orders, stock), their validation, the
+//! rules for ids (client ids, derived ids) and for the names users give
+//! buses, rules, queues and topics, and the topic message contract.
 //!
 //! Everything here is pure: no I/O, so the gateway, the processor and tests
 //! share one definition of what is valid.
@@ -12,7 +13,9 @@ pub mod event;
 pub mod ids;
 pub mod input;
 pub mod money;
+pub mod names;
 pub mod order;
+pub mod topic;
 
 pub use envelope::Envelope;
 pub use event::{EventInput, EventStatus};

@@ -9,10 +9,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod buses;
 pub mod events;
 pub mod idempotency;
 pub mod inventory;
 pub mod orders;
+pub mod queues;
+pub mod rules;
 mod schema;
 
 use std::collections::HashMap;
@@ -130,6 +133,12 @@ pub struct Tables {
     pub inventory: String,
     /// Idempotency keys of the API.
     pub idempotency: String,
+    /// Custom event buses, by name.
+    pub buses: String,
+    /// Rules, by bus and name.
+    pub rules: String,
+    /// Sluice queues, by name.
+    pub queues: String,
 }
 
 impl Tables {
@@ -139,6 +148,9 @@ impl Tables {
             orders: format!("{prefix}orders"),
             inventory: format!("{prefix}inventory"),
             idempotency: format!("{prefix}idempotency"),
+            buses: format!("{prefix}buses"),
+            rules: format!("{prefix}rules"),
+            queues: format!("{prefix}queues"),
         }
     }
 }
@@ -224,6 +236,28 @@ impl Store {
             .await
             .map_err(classify)?;
         Ok(out.item)
+    }
+
+    /// Every item of a table (a paged scan).
+    pub(crate) async fn scan_all(&self, table: &str) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(classify)?;
+            out.extend(page.items().iter().cloned());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
     }
 
     /// Creates every missing table and waits until it is active.

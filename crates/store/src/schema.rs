@@ -1,5 +1,6 @@
-//! Table creation: every table has a single string partition key, on-demand
-//! capacity, and (where items expire) a TTL attribute `expires_at`.
+//! Table creation: every table has a string partition key (and, for rules,
+//! a string sort key), on-demand capacity, and (where items expire) a TTL
+//! attribute `expires_at`.
 
 use std::time::Duration;
 
@@ -11,14 +12,35 @@ use aws_sdk_dynamodb::Client;
 
 use crate::{classify, StoreError, Tables};
 
-/// (table, partition key, has TTL)
-fn definitions(t: &Tables) -> Vec<(&str, &'static str, bool)> {
+/// (table, partition key, sort key, has TTL)
+fn definitions(t: &Tables) -> Vec<(&str, &'static str, Option<&'static str>, bool)> {
     vec![
-        (&t.events, "id", false),
-        (&t.orders, "order_id", false),
-        (&t.inventory, "sku", false),
-        (&t.idempotency, "key", true),
+        (&t.events, "id", None, false),
+        (&t.orders, "order_id", None, false),
+        (&t.inventory, "sku", None, false),
+        (&t.idempotency, "key", None, true),
+        (&t.buses, "name", None, false),
+        (&t.rules, "bus", Some("name"), false),
+        (&t.queues, "name", None, false),
     ]
+}
+
+fn string_key(
+    name: &str,
+    kind: KeyType,
+) -> Result<(AttributeDefinition, KeySchemaElement), StoreError> {
+    Ok((
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?,
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?,
+    ))
 }
 
 pub(crate) async fn ensure(client: &Client, tables: &Tables) -> Result<(), StoreError> {
@@ -37,30 +59,22 @@ pub(crate) async fn ensure(client: &Client, tables: &Tables) -> Result<(), Store
             None => break,
         }
     }
-    for (name, key, ttl) in definitions(tables) {
+    for (name, key, sort, ttl) in definitions(tables) {
         if existing.iter().any(|t| t == name) {
             continue;
         }
-        let created = client
+        let (attr, schema) = string_key(key, KeyType::Hash)?;
+        let mut req = client
             .create_table()
             .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(key)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(|e| StoreError::Rejected(e.to_string()))?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(key)
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .map_err(|e| StoreError::Rejected(e.to_string()))?,
-            )
-            .send()
-            .await;
+            .attribute_definitions(attr)
+            .key_schema(schema);
+        if let Some(sort) = sort {
+            let (attr, schema) = string_key(sort, KeyType::Range)?;
+            req = req.attribute_definitions(attr).key_schema(schema);
+        }
+        let created = req.send().await;
         if let Err(e) = created {
             // Another replica created it first: fine.
             if e.as_service_error()

@@ -197,6 +197,32 @@ pub fn nats_inject(headers: &mut async_nats::HeaderMap) {
     TraceContextPropagator::new().inject_context(&cx, &mut NatsHeadersMut(headers));
 }
 
+/// Writes the current span's context through `set(name, value)`: for maps
+/// this crate does not know (gRPC metadata, an HTTP client's headers).
+pub fn inject_current(set: impl FnMut(&str, String)) {
+    let cx = tracing::Span::current().context();
+    TraceContextPropagator::new().inject_context(&cx, &mut FnInjector(set));
+}
+
+/// Writes the current span's context into HTTP headers.
+pub fn http_inject(headers: &mut http::HeaderMap) {
+    inject_current(|k, v| {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_str(&v),
+        ) {
+            headers.insert(name, value);
+        }
+    });
+}
+
+struct FnInjector<F>(F);
+impl<F: FnMut(&str, String)> Injector for FnInjector<F> {
+    fn set(&mut self, key: &str, value: String) {
+        (self.0)(key, value);
+    }
+}
+
 /// The remote context carried by NATS message headers.
 pub fn nats_context(headers: Option<&async_nats::HeaderMap>) -> Context {
     match headers {

@@ -1,22 +1,24 @@
 //! The router and the whole middleware stack, in one place.
 //!
 //! Outermost first: request id (set, propagated) → observe (span with
-//! trace and request ids, parent from `traceparent`; request metrics) →
-//! panic → 500 problem → load shedding at the in-flight limit (503) →
-//! timeout (504) → body limit → per route: authentication and per-principal
-//! throttling → handler.
+//! trace and request ids, parent from `traceparent`; request metrics; the
+//! access log line) → panic → 500 problem → CORS (answers preflights,
+//! decorates every response) → load shedding at the in-flight limit (503)
+//! → body limit → per route: timeout (504; long polls get theirs plus the
+//! longest wait) → authentication and per-principal throttling → handler.
 
 use std::time::{Duration, Instant};
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::HeaderName;
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{BoxError, Json, Router};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tracing::{field, info_span, Instrument};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -25,12 +27,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
-use crate::routes::{dlq, events, health, inventory, orders, patterns};
+use crate::routes::rules::test as patterns;
+use crate::routes::{dlq, events, health, inventory, orders, queues, rules};
 use crate::Shared;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "sluice API", description = "Events, orders, stock and dead letters."),
+    info(title = "sluice API", description = "Events, orders, stock, dead letters, buses, rules, targets and queues."),
     modifiers(&Security),
     components(schemas(crate::error::Problem))
 )]
@@ -59,7 +62,15 @@ impl Modify for Security {
 
 /// The OpenAPI document, generated from the handlers' annotations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+    let mut doc = api_routes().split_for_parts().1;
+    doc.merge(long_poll_routes().split_for_parts().1);
+    crate::openapi::complete(&mut doc);
+    doc
+}
+
+/// Routes that may wait (long polling): their timeout adds the longest wait.
+fn long_poll_routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new().routes(routes!(queues::receive))
 }
 
 fn api_routes() -> OpenApiRouter<Shared> {
@@ -74,12 +85,81 @@ fn api_routes() -> OpenApiRouter<Shared> {
         .routes(routes!(patterns::test_pattern))
         .routes(routes!(patterns::test_filter_policy))
         .routes(routes!(patterns::test_input_transformer))
+        .routes(routes!(rules::list_buses))
+        .routes(routes!(rules::put_bus, rules::get_bus, rules::delete_bus))
+        .routes(routes!(rules::list_rules))
+        .routes(routes!(
+            rules::put_rule,
+            rules::get_rule,
+            rules::delete_rule
+        ))
+        .routes(routes!(rules::put_target))
+        .routes(routes!(rules::remove_target))
+        .routes(routes!(queues::list))
+        .routes(routes!(queues::put, queues::get, queues::delete))
+        .routes(routes!(queues::send))
+        .routes(routes!(queues::delete_message))
+        .routes(routes!(queues::change_visibility))
+}
+
+fn cors(config: &crate::config::CorsConfig) -> Option<CorsLayer> {
+    if config.origins.is_empty() {
+        return None;
+    }
+    let origins = if config.origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            config
+                .origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok()),
+        )
+    };
+    let names = |list: &[String]| -> Vec<HeaderName> {
+        list.iter()
+            .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
+            .collect()
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods(
+                config
+                    .methods
+                    .iter()
+                    .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+                    .collect::<Vec<_>>(),
+            )
+            .allow_headers(names(&config.headers))
+            .expose_headers(names(&config.expose_headers))
+            .max_age(config.max_age)
+            .allow_credentials(config.credentials),
+    )
 }
 
 /// The gateway's router with every layer.
 pub fn app(state: Shared) -> Router {
-    let (api, doc) = api_routes().split_for_parts();
-    let api = api.route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let (api, mut doc) = api_routes().split_for_parts();
+    let (long_poll, long_doc) = long_poll_routes().split_for_parts();
+    doc.merge(long_doc);
+    crate::openapi::complete(&mut doc);
+    let normal = state.config.request_timeout;
+    let longest_wait = Duration::from_secs(queues::MAX_WAIT_SECONDS);
+    let api = api
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overload_error))
+                .timeout(normal),
+        )
+        .merge(
+            long_poll.layer(
+                ServiceBuilder::new()
+                    .layer(HandleErrorLayer::new(overload_error))
+                    .timeout(normal + longest_wait),
+            ),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     let doc = std::sync::Arc::new(doc);
     let public = Router::new()
         .route("/healthz", get(health::healthz))
@@ -111,14 +191,14 @@ pub fn app(state: Shared) -> Router {
                     MakeRequestUuid,
                 ))
                 .layer(PropagateRequestIdLayer::new(x_request_id))
-                .layer(middleware::from_fn(observe))
+                .layer(middleware::from_fn_with_state(state.clone(), observe))
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiError::Internal("handler panicked".into()).into_response()
                 }))
+                .option_layer(cors(&state.config.cors))
                 .layer(HandleErrorLayer::new(overload_error))
                 .load_shed()
-                .concurrency_limit(state.config.max_in_flight)
-                .timeout(state.config.request_timeout),
+                .concurrency_limit(state.config.max_in_flight),
         )
         .with_state(state)
 }
@@ -134,9 +214,15 @@ async fn overload_error(err: BoxError) -> Response {
     }
 }
 
+/// Who made a request, as the authentication layer found out (for the
+/// access log, which sits outside it).
+#[derive(Debug, Clone)]
+pub(crate) struct PrincipalName(pub String);
+
 /// One span per request (child of the caller's `traceparent`), carrying
-/// the request and trace ids into every log line; request metrics.
-async fn observe(req: Request, next: Next) -> Response {
+/// the request and trace ids into every log line; request metrics; one
+/// access log line per request.
+async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let route = req
@@ -165,23 +251,24 @@ async fn observe(req: Request, next: Next) -> Response {
     let status_label = status.as_u16().to_string();
     metrics::counter!("sluice.gateway.requests", "method" => method.to_string(), "route" => route.clone(), "status" => status_label)
         .increment(1);
-    metrics::histogram!("sluice.gateway.request.duration.seconds", "method" => method.to_string(), "route" => route)
+    metrics::histogram!("sluice.gateway.request.duration.seconds", "method" => method.to_string(), "route" => route.clone())
         .record(elapsed.as_secs_f64());
-    if status.is_server_error() {
+    let principal = response
+        .extensions()
+        .get::<PrincipalName>()
+        .map(|p| p.0.as_str())
+        .unwrap_or("-");
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    if state.config.access_log || status.is_server_error() {
+        let trace_id = sluice_telemetry::trace_id_of(&span);
         span.in_scope(|| {
-            tracing::warn!(
-                status = status.as_u16(),
-                elapsed_ms = elapsed.as_millis() as u64,
-                "request failed"
-            )
-        });
-    } else {
-        span.in_scope(|| {
-            tracing::debug!(
-                status = status.as_u16(),
-                elapsed_ms = elapsed.as_millis() as u64,
-                "request"
-            )
+            if status.is_server_error() {
+                tracing::warn!(target: "sluice::access", %method, route = %route, status = status.as_u16(),
+                    latency_ms, principal, request_id = %request_id, trace_id = %trace_id, "request failed");
+            } else {
+                tracing::info!(target: "sluice::access", %method, route = %route, status = status.as_u16(),
+                    latency_ms, principal, request_id = %request_id, trace_id = %trace_id, "request");
+            }
         });
     }
     response
@@ -211,8 +298,11 @@ async fn authenticate(State(state): State<Shared>, mut req: Request, next: Next)
         metrics::counter!("sluice.gateway.throttled").increment(1);
         return e.into_response();
     }
+    let name = PrincipalName(principal.name.clone());
     req.extensions_mut().insert(principal);
-    next.run(req).await
+    let mut response = next.run(req).await;
+    response.extensions_mut().insert(name);
+    response
 }
 
 /// Periodically forgets idle principals' buckets.

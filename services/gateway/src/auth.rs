@@ -37,6 +37,16 @@ pub mod scope {
     pub const RULES_TEST: &str = "rules:test";
     /// Set stock, list and redrive dead letters.
     pub const ADMIN: &str = "admin";
+    /// Read buses and rules.
+    pub const RULES_READ: &str = "rules:read";
+    /// Create, change and delete buses, rules and targets.
+    pub const RULES_WRITE: &str = "rules:write";
+    /// Create, read and delete queues.
+    pub const QUEUES_ADMIN: &str = "queues:admin";
+    /// Send messages to queues.
+    pub const QUEUES_SEND: &str = "queues:send";
+    /// Receive, delete and change the visibility of queue messages.
+    pub const QUEUES_CONSUME: &str = "queues:consume";
 }
 
 /// Who is calling, with what rights.

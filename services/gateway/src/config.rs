@@ -61,9 +61,119 @@ pub struct Config {
     /// `SLUICE_GATEWAY_IDEMPOTENCY_TTL`: how long an `Idempotency-Key` is remembered. Default 24h.
     #[serde(serialize_with = "serialize_duration")]
     pub idempotency_ttl: Duration,
+    /// `SLUICE_TRANSFORMER_URL`: the transformer's gRPC API (buses, rules,
+    /// queues). Default `http://127.0.0.1:9082`, where `make up` runs it.
+    pub transformer_url: String,
+    /// `SLUICE_GRPC_TIMEOUT`: deadline of every call to another service. Default 5s.
+    #[serde(serialize_with = "serialize_duration")]
+    pub grpc_timeout: Duration,
+    /// Cross-origin requests from browsers (`SLUICE_GATEWAY_CORS_*`).
+    pub cors: CorsConfig,
+    /// `SLUICE_GATEWAY_ACCESS_LOG`: one JSON line per request (method,
+    /// route, status, latency, principal, request and trace ids). Default true.
+    pub access_log: bool,
     /// NATS, the store, queue limits and telemetry.
     #[serde(flatten)]
     pub common: Common,
+}
+
+/// CORS, as API Gateway configures it. Off unless origins are listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct CorsConfig {
+    /// `SLUICE_GATEWAY_CORS_ORIGINS`: allowed origins, comma-separated
+    /// (`https://app.example.com`), or `*`. Default none: CORS is off.
+    pub origins: Vec<String>,
+    /// `SLUICE_GATEWAY_CORS_METHODS`: allowed methods. Default `GET,POST,PUT,DELETE`.
+    pub methods: Vec<String>,
+    /// `SLUICE_GATEWAY_CORS_HEADERS`: allowed request headers. Default
+    /// `content-type,authorization,x-api-key,idempotency-key,x-request-id,traceparent`.
+    pub headers: Vec<String>,
+    /// `SLUICE_GATEWAY_CORS_EXPOSE_HEADERS`: response headers scripts may
+    /// read. Default `x-request-id,retry-after,idempotent-replayed`.
+    pub expose_headers: Vec<String>,
+    /// `SLUICE_GATEWAY_CORS_MAX_AGE`: how long a browser may cache a preflight. Default 10m.
+    #[serde(serialize_with = "serialize_duration")]
+    pub max_age: Duration,
+    /// `SLUICE_GATEWAY_CORS_CREDENTIALS`: allow credentialed requests
+    /// (cookies, HTTP auth). Default false; never allowed with origin `*`.
+    pub credentials: bool,
+}
+
+impl CorsConfig {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let list = |var: &str, default: &str| -> Vec<String> {
+            env.string(var, default)
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        let origins = list("SLUICE_GATEWAY_CORS_ORIGINS", "");
+        for o in &origins {
+            let ok = o == "*"
+                || ((o.starts_with("http://") || o.starts_with("https://"))
+                    && !o
+                        .trim_end_matches('/')
+                        .contains(|c: char| c.is_whitespace())
+                    && axum::http::HeaderValue::from_str(o).is_ok());
+            if !ok {
+                return Err(ConfigError::new(
+                    "SLUICE_GATEWAY_CORS_ORIGINS",
+                    format!("{o:?} is not an origin (scheme://host[:port]) or *"),
+                ));
+            }
+        }
+        if origins.len() > 1 && origins.iter().any(|o| o == "*") {
+            return Err(ConfigError::new(
+                "SLUICE_GATEWAY_CORS_ORIGINS",
+                "* cannot be combined with other origins",
+            ));
+        }
+        let methods = list("SLUICE_GATEWAY_CORS_METHODS", "GET,POST,PUT,DELETE");
+        for m in &methods {
+            if axum::http::Method::from_bytes(m.as_bytes()).is_err() {
+                return Err(ConfigError::new(
+                    "SLUICE_GATEWAY_CORS_METHODS",
+                    format!("{m:?} is not a method"),
+                ));
+            }
+        }
+        let header_list = |var: &str, default: &str| -> Result<Vec<String>, ConfigError> {
+            let h = list(var, default);
+            for name in &h {
+                if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(ConfigError::new(
+                        var,
+                        format!("{name:?} is not a header name"),
+                    ));
+                }
+            }
+            Ok(h)
+        };
+        let headers = header_list(
+            "SLUICE_GATEWAY_CORS_HEADERS",
+            "content-type,authorization,x-api-key,idempotency-key,x-request-id,traceparent",
+        )?;
+        let expose_headers = header_list(
+            "SLUICE_GATEWAY_CORS_EXPOSE_HEADERS",
+            "x-request-id,retry-after,idempotent-replayed",
+        )?;
+        let credentials = env.bool("SLUICE_GATEWAY_CORS_CREDENTIALS", false)?;
+        if credentials && origins.iter().any(|o| o == "*") {
+            return Err(ConfigError::new(
+                "SLUICE_GATEWAY_CORS_CREDENTIALS",
+                "credentials cannot be allowed for every origin (*); list the origins",
+            ));
+        }
+        Ok(Self {
+            origins,
+            methods,
+            headers,
+            expose_headers,
+            max_age: env.duration("SLUICE_GATEWAY_CORS_MAX_AGE", Duration::from_secs(600))?,
+            credentials,
+        })
+    }
 }
 
 impl Config {
@@ -124,6 +234,19 @@ impl Config {
                 "SLUICE_GATEWAY_IDEMPOTENCY_TTL",
                 Duration::from_secs(86_400),
             )?,
+            transformer_url: {
+                let u = env.string("SLUICE_TRANSFORMER_URL", "http://127.0.0.1:9082");
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(ConfigError::new(
+                        "SLUICE_TRANSFORMER_URL",
+                        format!("expected an http:// or https:// URL, got {u:?}"),
+                    ));
+                }
+                u
+            },
+            grpc_timeout: env.duration("SLUICE_GRPC_TIMEOUT", Duration::from_secs(5))?,
+            cors: CorsConfig::from_env(env)?,
+            access_log: env.bool("SLUICE_GATEWAY_ACCESS_LOG", true)?,
             common: Common::from_env(env)?,
         })
     }
@@ -135,5 +258,37 @@ impl sluice_runtime::ServiceConfig for Config {
     }
     fn listen(&self) -> (SocketAddr, &'static str) {
         (self.listen, "SLUICE_GATEWAY_LISTEN")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_is_off_by_default_and_never_credentialed_for_every_origin() {
+        let c = Config::from_env(&Env::default()).unwrap();
+        assert!(c.cors.origins.is_empty());
+        let env = Env::default()
+            .with("SLUICE_GATEWAY_CORS_ORIGINS", "*")
+            .with("SLUICE_GATEWAY_CORS_CREDENTIALS", "true");
+        assert_eq!(
+            Config::from_env(&env).unwrap_err().var,
+            "SLUICE_GATEWAY_CORS_CREDENTIALS"
+        );
+        let env = Env::default().with("SLUICE_GATEWAY_CORS_ORIGINS", "app.example.com");
+        assert_eq!(
+            Config::from_env(&env).unwrap_err().var,
+            "SLUICE_GATEWAY_CORS_ORIGINS"
+        );
+        let env = Env::default()
+            .with(
+                "SLUICE_GATEWAY_CORS_ORIGINS",
+                "https://a.example,http://localhost:3000",
+            )
+            .with("SLUICE_GATEWAY_CORS_CREDENTIALS", "true");
+        let c = Config::from_env(&env).unwrap();
+        assert_eq!(c.cors.origins.len(), 2);
+        assert!(c.cors.credentials);
     }
 }

@@ -19,6 +19,10 @@ pub enum ApiError {
     /// A rule, policy or template that does not compile (HTTP 400, as AWS answers).
     #[error("{0}")]
     BadRequest(FieldError),
+    /// A path or query parameter that cannot be right (a bad name in a
+    /// write, a bad receipt handle, a query value out of range).
+    #[error("{0}")]
+    BadParameter(String),
     /// Not `application/json`.
     #[error("expected content-type application/json")]
     UnsupportedMediaType,
@@ -113,6 +117,7 @@ impl ApiError {
             Self::MalformedJson(_) => (S::BAD_REQUEST, "malformed-json", "Malformed JSON"),
             Self::Invalid(_) => (S::UNPROCESSABLE_ENTITY, "validation", "Invalid request"),
             Self::BadRequest(_) => (S::BAD_REQUEST, "invalid-definition", "Invalid definition"),
+            Self::BadParameter(_) => (S::BAD_REQUEST, "invalid-parameter", "Invalid parameter"),
             Self::UnsupportedMediaType => (
                 S::UNSUPPORTED_MEDIA_TYPE,
                 "media-type",

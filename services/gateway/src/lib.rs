@@ -1,19 +1,24 @@
 //! The gateway: sluice's API Gateway. It authenticates and throttles
 //! clients, validates requests, and answers 202 for events and orders only
 //! once JetStream has acknowledged them; it serves synchronous reads
-//! (event status, orders, stock) and writes (stock) from the store, and the
-//! dead-letter queue's listing and redrive.
+//! (event status, orders, stock) and writes (stock) from the store, the
+//! dead-letter queue's listing and redrive, sluice queues' HTTP API, and
+//! the event bus's admin API (buses, rules, targets, queues) through the
+//! transformer's gRPC API.
 
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod buses;
 pub mod config;
 pub mod error;
 pub mod idempotency;
+pub mod openapi;
 pub mod routes;
 pub mod throttle;
+pub mod transformer;
 
 use std::sync::Arc;
 
@@ -40,6 +45,10 @@ pub struct State {
     pub auth: Arc<auth::Authenticator>,
     /// Per-principal rate limits.
     pub throttle: throttle::Throttle,
+    /// The transformer's admin API.
+    pub transformer: transformer::Transformer,
+    /// Which buses exist.
+    pub buses: buses::BusCache,
 }
 
 /// Shared handle on [`State`].
@@ -56,8 +65,12 @@ pub async fn run(
     // creating tables in the background until the store answers.
     let Backends { bus, store } =
         Backends::connect("gateway", &config.common, Tables::Background, &shutdown).await?;
+    let transformer = transformer::Transformer::new(&config.transformer_url, config.grpc_timeout)
+        .context("SLUICE_TRANSFORMER_URL")?;
     let state: Shared = Arc::new(State {
         auth: auth::Authenticator::new(&config),
+        transformer,
+        buses: buses::BusCache::default(),
         throttle: throttle::Throttle::new(config.rate_per_second, config.burst),
         config,
         bus,

@@ -153,7 +153,14 @@ async fn handle(state: &Shared, msg: Message) {
             )))
         } else {
             match &envelope {
-                Ok(env) => crate::work::process(state, &kind, env, &delivery).await,
+                Ok(env) => {
+                    let event_bus = msg
+                        .headers
+                        .as_ref()
+                        .and_then(|hm| hm.get(sluice_bus::headers::EVENT_BUS))
+                        .map(|v| v.as_str());
+                    crate::work::process(state, &kind, env, event_bus, &delivery).await
+                }
                 Err(e) => Err(ProcessError::Permanent(format!("payload is not an event envelope: {e}"))),
             }
         };
@@ -187,6 +194,7 @@ async fn handle(state: &Shared, msg: Message) {
                     accepted_at: published,
                     source_stream: &stream_name,
                     source_seq: stream_seq,
+                    last_response: None,
                 };
                 match state.bus.dead_letter(QUEUE, &failure).await {
                     Ok(()) => {

@@ -2,7 +2,8 @@
 //! a redelivery at any point repeats nothing that was already committed:
 //!
 //! - `event`: record the event as processed (conditional write keyed by its
-//!   id), then publish it to `bus.<source>.<detail-type>`.
+//!   id), then publish it to `bus.<source>.<detail-type>` (on the bus the
+//!   client named, carried in the `Sluice-Event-Bus` header).
 //! - `order`: create the order PENDING (if absent), reserve each line's stock
 //!   (one conditional update per SKU that cannot apply twice per order),
 //!   then PENDING → CONFIRMED, or release and PENDING → REJECTED with the
@@ -22,17 +23,19 @@ use sluice_store::inventory::Reservation;
 use crate::error::ProcessError;
 use crate::Shared;
 
-/// Processes one decoded envelope of queue `kind`.
+/// Processes one decoded envelope of queue `kind`; `event_bus` is the bus
+/// the client put it on (absent: the default bus).
 pub async fn process(
     state: &Shared,
     kind: &str,
     envelope: &Envelope,
+    event_bus: Option<&str>,
     delivery: &Delivery<'_>,
 ) -> Result<(), ProcessError> {
     match kind {
         "event" => {
             state.store.mark_processed(delivery).await?;
-            publish_to_bus(state, envelope, &format!("bus:{}", envelope.id)).await
+            publish_to_bus(state, envelope, event_bus, &format!("bus:{}", envelope.id)).await
         }
         "order" => {
             let outcome = order(state, envelope).await?;
@@ -49,17 +52,17 @@ pub async fn process(
 async fn publish_to_bus(
     state: &Shared,
     envelope: &Envelope,
+    event_bus: Option<&str>,
     msg_id: &str,
 ) -> Result<(), ProcessError> {
     let subject = subjects::bus(&envelope.source, &envelope.detail_type);
+    let mut headers = HeaderMap::new();
+    if let Some(bus) = event_bus {
+        headers.insert(sluice_bus::headers::EVENT_BUS, bus);
+    }
     state
         .bus
-        .publish(
-            &subject,
-            msg_id,
-            envelope.to_bytes().into(),
-            HeaderMap::new(),
-        )
+        .publish(&subject, msg_id, envelope.to_bytes().into(), headers)
         .await?;
     Ok(())
 }
@@ -112,7 +115,7 @@ async fn order(state: &Shared, envelope: &Envelope) -> Result<OrderStatus, Proce
             "total": order.total_display(),
         }),
     };
-    publish_to_bus(state, &event, &event.id).await?;
+    publish_to_bus(state, &event, None, &event.id).await?;
     Ok(settled.status)
 }
 

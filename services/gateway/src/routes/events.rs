@@ -83,6 +83,7 @@ pub async fn post_events(
             } else {
                 let input: EventInput = body.parse()?;
                 input.validate()?;
+                check_bus(&state2, input.event_bus_name.as_deref(), "").await?;
                 let id = seed
                     .map(|s| derive_id(&s, "event/0"))
                     .unwrap_or_else(new_id);
@@ -114,6 +115,12 @@ async fn batch_events(
         let input: EventInput = sluice_model::from_value(entry)
             .and_then(|e: EventInput| e.validate().map(|()| e))
             .map_err(|e| ApiError::Invalid(e.under(&format!("/entries/{i}"))))?;
+        check_bus(
+            state,
+            input.event_bus_name.as_deref(),
+            &format!("/entries/{i}"),
+        )
+        .await?;
         inputs.push(input);
     }
     let publishes = inputs.into_iter().enumerate().map(|(i, input)| {
@@ -155,6 +162,21 @@ async fn batch_events(
     ))
 }
 
+/// An event naming a bus that does not exist is refused (422), as
+/// EventBridge refuses PutEvents entries for an unknown bus.
+async fn check_bus(state: &Shared, bus: Option<&str>, at: &str) -> Result<(), ApiError> {
+    let Some(bus) = bus else { return Ok(()) };
+    if state.buses.exists(&state.store, bus).await? {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            format!("{at}/event-bus-name"),
+            format!("there is no bus named {bus:?}"),
+        )
+        .into())
+    }
+}
+
 /// Publishes one validated event; returns its id once JetStream has it.
 async fn publish_event(
     state: &Shared,
@@ -163,6 +185,7 @@ async fn publish_event(
     input: EventInput,
     id: String,
 ) -> Result<String, ApiError> {
+    let event_bus = input.event_bus_name.clone();
     let envelope = input.into_envelope(
         id,
         &state.config.account,
@@ -171,7 +194,10 @@ async fn publish_event(
     );
     let bytes = envelope.to_bytes();
     check_size(&bytes)?;
-    let msg_headers = super::message_headers(principal, super::request_id(headers));
+    let mut msg_headers = super::message_headers(principal, super::request_id(headers));
+    if let Some(bus) = event_bus.filter(|b| b != sluice_model::names::DEFAULT_BUS) {
+        msg_headers.insert(sluice_bus::headers::EVENT_BUS, bus.as_str());
+    }
     let ack = state
         .bus
         .publish(

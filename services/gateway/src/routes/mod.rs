@@ -5,7 +5,8 @@ pub mod events;
 pub mod health;
 pub mod inventory;
 pub mod orders;
-pub mod patterns;
+pub mod queues;
+pub mod rules;
 
 use async_nats::HeaderMap;
 

@@ -1,18 +1,21 @@
 //! Trying routing rules without deploying them: EventBridge's
 //! TestEventPattern, SNS filter policies, and input transformers.
 
+use axum::extract::State;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_model::FieldError;
 use sluice_patterns::sns::{FilterPolicy, Scope};
 use sluice_patterns::transform::{Context, Input};
-use sluice_patterns::{Pattern, PatternError};
+use sluice_patterns::PatternError;
+use sluice_proto::v1;
 use utoipa::ToSchema;
 
 use crate::auth::{scope, Principal};
 use crate::body::JsonBody;
 use crate::error::{ApiError, Problem};
+use crate::Shared;
 
 /// `POST /v1/rules/test-pattern` body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -76,25 +79,51 @@ fn unmatchable(field: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::Invalid(FieldError::new(format!("/{field}"), e.to_string()))
 }
 
-/// Tests an event pattern against an event (EventBridge's TestEventPattern).
+/// Tests an event pattern against an event (EventBridge's TestEventPattern,
+/// answered by the transformer, which routes by the same code).
 #[utoipa::path(post, path = "/v1/rules/test-pattern", tag = "rules", request_body = TestPattern,
     responses((status = 200, body = Matches), (status = 400, description = "Invalid pattern", body = Problem),
-        (status = 422, body = Problem)),
+        (status = 422, description = "The event cannot be matched", body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn test_pattern(
+    State(state): State<Shared>,
     Extension(principal): Extension<Principal>,
     body: JsonBody,
 ) -> Result<Json<Matches>, ApiError> {
     principal.require(scope::RULES_TEST)?;
     let input: TestPattern = body.parse()?;
-    let pattern = Pattern::parse(&input.pattern).map_err(|e| invalid("pattern", e))?;
+    if !input.pattern.is_object() {
+        return Err(ApiError::BadRequest(FieldError::new(
+            "/pattern",
+            "must be a JSON object",
+        )));
+    }
     if !input.event.is_object() {
         return Err(unmatchable("event", "must be a JSON object"));
     }
-    let matches = pattern
-        .matches(&input.event)
-        .map_err(|e| unmatchable("event", e))?;
-    Ok(Json(Matches { matches }))
+    let text = |v: &Value| serde_json::to_string(v).map_err(|e| ApiError::Internal(e.to_string()));
+    let t = &state.transformer;
+    let out = t
+        .bus()
+        .test_event_pattern(t.request(v1::TestEventPatternRequest {
+            event_pattern: text(&input.pattern)?,
+            event: text(&input.event)?,
+        }))
+        .await
+        .map_err(|s| match crate::transformer::problem(s, "") {
+            // The transformer names the fields of its own request.
+            ApiError::BadRequest(f) if f.pointer.starts_with("/event_pattern") => {
+                ApiError::BadRequest(FieldError::new(
+                    f.pointer.replacen("/event_pattern", "/pattern", 1),
+                    f.detail,
+                ))
+            }
+            ApiError::BadRequest(f) => ApiError::Invalid(f),
+            other => other,
+        })?;
+    Ok(Json(Matches {
+        matches: out.into_inner().matches,
+    }))
 }
 
 /// Tests an SNS filter policy against a message.

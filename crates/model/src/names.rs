@@ -1,0 +1,69 @@
+//! Names users give to buses, rules, targets, queues, topics and workflow
+//! types: the alphabets and lengths EventBridge, SQS and SNS allow. These
+//! names become subject tokens, stream names and store keys, so none may
+//! contain `/`, `*`, `>` or white space.
+
+/// The bus every deployment has.
+pub const DEFAULT_BUS: &str = "default";
+
+fn check(what: &str, name: &str, max: usize, extra: &[char]) -> Result<(), String> {
+    if name.is_empty() || name.len() > max {
+        return Err(format!("{what} must be 1 to {max} characters long"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || extra.contains(c)))
+    {
+        let allowed: String = extra.iter().map(|c| format!(" {c}")).collect();
+        return Err(format!(
+            "{what} contains {c:?}; allowed are letters, digits and{allowed}"
+        ));
+    }
+    Ok(())
+}
+
+/// A bus name: 1–256 of `A-Z a-z 0-9 . - _`.
+pub fn check_bus(name: &str) -> Result<(), String> {
+    check("a bus name", name, 256, &['.', '-', '_'])
+}
+
+/// A rule name: 1–64 of `A-Z a-z 0-9 . - _` (EventBridge's).
+pub fn check_rule(name: &str) -> Result<(), String> {
+    check("a rule name", name, 64, &['.', '-', '_'])
+}
+
+/// A target id: 1–64 of `A-Z a-z 0-9 . - _` (EventBridge's).
+pub fn check_target_id(id: &str) -> Result<(), String> {
+    check("a target id", id, 64, &['.', '-', '_'])
+}
+
+/// A queue name: 1–80 of `A-Z a-z 0-9 - _` (SQS's).
+pub fn check_queue(name: &str) -> Result<(), String> {
+    check("a queue name", name, 80, &['-', '_'])
+}
+
+/// A topic name: 1–256 of `A-Z a-z 0-9 - _` (SNS's).
+pub fn check_topic(name: &str) -> Result<(), String> {
+    check("a topic name", name, 256, &['-', '_'])
+}
+
+/// A workflow type: 1–128 of `A-Z a-z 0-9 . - _`.
+pub fn check_workflow_type(name: &str) -> Result<(), String> {
+    check("a workflow type", name, 128, &['.', '-', '_'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_have_closed_alphabets() {
+        assert!(check_bus("orders.prod-1_a").is_ok());
+        assert!(check_bus("a/b").is_err());
+        assert!(check_rule(&"r".repeat(64)).is_ok());
+        assert!(check_rule(&"r".repeat(65)).is_err());
+        assert!(check_queue("jobs.x").is_err(), "no dots in queue names");
+        assert!(check_topic("").is_err());
+        assert!(check_target_id("t 1").unwrap_err().contains("' '"));
+    }
+}

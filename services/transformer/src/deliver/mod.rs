@@ -1,0 +1,503 @@
+//! Delivery: every target has its own durable consumer on the deliveries
+//! stream (filtered to `deliver.<key>`), so each target has its own
+//! backlog, its own retries and its own limits, and one slow or failing
+//! target holds back no other target, rule or bus.
+//!
+//! Every replica runs one worker per target on the shared consumer. A
+//! worker pulls only as many deliveries as it may run at once (its share
+//! of the target's `max_concurrency`, see [`crate::presence`]) and as its
+//! share of `rate_per_second` allows, delivers each, and settles it: ack on
+//! success, `Nak(backoff)` while the retry policy allows, otherwise the
+//! target's dead-letter queue (`dlq.target.<key>`) with the reason, the
+//! attempts, the last response and the original event, then ack.
+//!
+//! Workers follow the registry: a new target gets a worker, a changed one
+//! a fresh worker, a removed one loses its worker.
+
+pub mod http;
+pub mod oauth;
+pub mod retry;
+pub mod workflow;
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::message::AckKind;
+use async_nats::jetstream::Message;
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use futures::StreamExt;
+use governor::{Quota, RateLimiter};
+use sluice_bus::dlq::Failure;
+use sluice_bus::{headers as h, subjects};
+use sluice_model::topic::TopicMessage;
+use sluice_patterns::transform::Context;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::{field, info_span, Instrument};
+
+use crate::model::{rule_arn, CompiledTarget, Destination, InputSpec};
+use crate::presence::share;
+use crate::Shared;
+use retry::{Decision, Outcome};
+
+/// Facts about one delivery attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Meta<'a> {
+    /// The stable delivery id.
+    pub delivery_id: &'a str,
+    /// The event's id.
+    pub event_id: &'a str,
+    /// Attempt number, 1-based.
+    pub attempt: u32,
+}
+
+struct Running {
+    fingerprint: (u64, usize),
+    cancel: CancellationToken,
+}
+
+/// The consumer's ack wait for a target: long enough for an attempt that
+/// uses its whole timeout, twice.
+pub fn ack_wait(target: &CompiledTarget) -> Duration {
+    target.timeout * 2 + Duration::from_secs(5)
+}
+
+/// Creates (or updates) the durable consumer of a target.
+pub async fn ensure_consumer(
+    state: &Shared,
+    target: &CompiledTarget,
+) -> Result<PullConsumer, sluice_bus::BusError> {
+    let names = state.bus.names();
+    let config = sluice_bus::streams::target_consumer(
+        names,
+        &target.key,
+        ack_wait(target),
+        i64::from(state.config.target_max_pending),
+        format!(
+            "sluice target {}/{}/{} ({})",
+            target.bus,
+            target.rule,
+            target.id,
+            target.destination.kind()
+        ),
+    );
+    state
+        .bus
+        .jetstream()
+        .create_consumer_on_stream(config, names.deliveries())
+        .await
+        .map_err(|e| sluice_bus::BusError::Declare {
+            what: format!(
+                "consumer of target {}/{}/{}",
+                target.bus, target.rule, target.id
+            ),
+            reason: e.to_string(),
+        })
+}
+
+/// Removes a target's consumer and the deliveries still waiting for it.
+/// Returns how many were discarded.
+pub async fn discard_target(state: &Shared, key: &str) -> Result<u64, sluice_bus::BusError> {
+    let names = state.bus.names();
+    let js = state.bus.jetstream();
+    let stream = js
+        .get_stream(names.deliveries())
+        .await
+        .map_err(|e| sluice_bus::BusError::Request(e.to_string()))?;
+    match stream.delete_consumer(&names.target(key)).await {
+        Ok(_) => {}
+        Err(e) if e.to_string().contains("not found") => {}
+        Err(e) => return Err(sluice_bus::BusError::Request(e.to_string())),
+    }
+    let purged = stream
+        .purge()
+        .filter(names.subject(&subjects::deliver(key)))
+        .await
+        .map_err(|e| sluice_bus::BusError::Request(e.to_string()))?;
+    if purged.purged > 0 {
+        tracing::warn!(target_key = %key, discarded = purged.purged,
+            "target removed: its waiting deliveries were discarded");
+        metrics::counter!("sluice.transformer.deliveries.discarded").increment(purged.purged);
+    }
+    Ok(purged.purged)
+}
+
+/// Keeps one worker per target until `shutdown`.
+pub async fn run(state: Shared, shutdown: CancellationToken) {
+    let mut changes = state.registry.subscribe();
+    let mut replicas = state.presence.subscribe();
+    let mut running: HashMap<String, Running> = HashMap::new();
+    loop {
+        reconcile(&state, &mut running, &shutdown);
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = changes.changed() => if r.is_err() { break },
+            r = replicas.changed() => if r.is_err() { break },
+        }
+    }
+    for r in running.values() {
+        r.cancel.cancel();
+    }
+}
+
+fn reconcile(state: &Shared, running: &mut HashMap<String, Running>, shutdown: &CancellationToken) {
+    let snapshot = state.registry.snapshot();
+    let replicas = state.presence.replicas();
+    let mut wanted = HashSet::new();
+    for t in snapshot.targets() {
+        wanted.insert(t.key.clone());
+        let fingerprint = (t.fingerprint, replicas);
+        if let Some(r) = running.get(&t.key) {
+            if r.fingerprint == fingerprint {
+                continue;
+            }
+            r.cancel.cancel();
+        }
+        let cancel = shutdown.child_token();
+        tokio::spawn(worker(state.clone(), t.clone(), replicas, cancel.clone()));
+        running.insert(
+            t.key.clone(),
+            Running {
+                fingerprint,
+                cancel,
+            },
+        );
+    }
+    running.retain(|k, r| {
+        let keep = wanted.contains(k);
+        if !keep {
+            r.cancel.cancel();
+        }
+        keep
+    });
+    metrics::gauge!("sluice.transformer.targets").set(running.len() as f64);
+}
+
+async fn worker(
+    state: Shared,
+    target: Arc<CompiledTarget>,
+    replicas: usize,
+    cancel: CancellationToken,
+) {
+    let slots_n = share(target.max_concurrency, replicas);
+    let limiter = target.rate_per_second.and_then(|r| {
+        let per_replica = r / replicas.max(1) as f64;
+        Quota::with_period(Duration::from_secs_f64(1.0 / per_replica))
+            .map(|q| RateLimiter::direct(q.allow_burst(NonZeroU32::MIN)))
+    });
+    // Pull no more than can start soon, so nothing waits past its ack wait.
+    let batch = match target.rate_per_second {
+        Some(r) => (r / replicas.max(1) as f64)
+            .ceil()
+            .clamp(1.0, f64::from(slots_n)) as usize,
+        None => slots_n as usize,
+    };
+    let slots = Arc::new(Semaphore::new(slots_n as usize));
+    let consumer = loop {
+        match ensure_consumer(&state, &target).await {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot attach to the target's consumer; retrying");
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    };
+    'outer: while !cancel.is_cancelled() {
+        let mut messages = match consumer
+            .stream()
+            .max_messages_per_batch(batch)
+            .heartbeat(Duration::from_secs(5))
+            .messages()
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot pull deliveries; retrying");
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            let permit = tokio::select! {
+                _ = cancel.cancelled() => break 'outer,
+                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'outer },
+            };
+            if let Some(l) = &limiter {
+                tokio::select! {
+                    _ = cancel.cancelled() => break 'outer,
+                    _ = l.until_ready() => {}
+                }
+            }
+            let next = tokio::select! {
+                _ = cancel.cancelled() => break 'outer,
+                m = messages.next() => m,
+            };
+            match next {
+                Some(Ok(msg)) => {
+                    let (state, key) = (state.clone(), target.key.clone());
+                    state.tracker.clone().spawn(async move {
+                        deliver_one(&state, &key, msg).await;
+                        drop(permit);
+                    });
+                }
+                Some(Err(e)) => tracing::debug!(error = %e, "delivery pull"),
+                None => break,
+            }
+        }
+    }
+}
+
+fn header<'m>(msg: &'m Message, name: &str) -> Option<&'m str> {
+    msg.headers
+        .as_ref()
+        .and_then(|hm| hm.get(name))
+        .map(|v| v.as_str())
+}
+
+async fn deliver_one(state: &Shared, key: &str, msg: Message) {
+    let started = Instant::now();
+    let (attempt, published, stream, seq) = match msg.info() {
+        Ok(i) => (
+            u32::try_from(i.delivered).unwrap_or(u32::MAX),
+            i.published,
+            i.stream.to_string(),
+            i.stream_sequence,
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "delivery without JetStream metadata; ignored");
+            return;
+        }
+    };
+    let Some(target) = state.registry.snapshot().target(key).cloned() else {
+        // The target was removed; removing it discards its deliveries too.
+        metrics::counter!("sluice.transformer.deliveries", "kind" => "unknown", "outcome" => "discarded")
+            .increment(1);
+        let _ = msg.double_ack().await;
+        return;
+    };
+    let delivery_id = header(&msg, h::DELIVERY_ID)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{stream}-{seq}"));
+    let event_id = header(&msg, h::EVENT_ID).unwrap_or_default().to_string();
+    let kind = target.destination.kind();
+    let span = info_span!(
+        "sluice.transformer.deliver",
+        otel.name = format!("sluice.transformer.deliver {kind}"),
+        bus = %target.bus,
+        rule = %target.rule,
+        target = %target.id,
+        kind,
+        delivery_id = %delivery_id,
+        attempt,
+        trace_id = field::Empty,
+    );
+    sluice_telemetry::set_parent(&span, sluice_telemetry::nats_context(msg.headers.as_ref()));
+    span.record("trace_id", sluice_telemetry::trace_id_of(&span));
+    async {
+        let meta = Meta {
+            delivery_id: &delivery_id,
+            event_id: &event_id,
+            attempt,
+        };
+        let outcome = attempt_once(state, &target, &msg, &meta, published).await;
+        let age = Duration::try_from(time::OffsetDateTime::now_utc() - published).unwrap_or_default();
+        let delay = retry::backoff(
+            attempt,
+            state.config.retry_base,
+            state.config.retry_max_delay,
+            rand::random::<f64>(),
+        );
+        let label = match retry::decide(&outcome, attempt, age, &target.retry, delay) {
+            Decision::Done => {
+                if let Err(e) = msg.double_ack().await {
+                    tracing::warn!(error = %e, "ack not confirmed; the target may see this delivery again");
+                }
+                metrics::histogram!("sluice.transformer.delivery.latency.seconds", "kind" => kind)
+                    .record(age.as_secs_f64());
+                "delivered"
+            }
+            Decision::RetryAfter(d) => {
+                let reason = match &outcome {
+                    Outcome::Retry { reason, .. } => reason.as_str(),
+                    _ => "",
+                };
+                tracing::warn!(%reason, retry_in_ms = d.as_millis() as u64, "delivery failed; will retry");
+                if let Err(e) = msg.ack_with(AckKind::Nak(Some(d))).await {
+                    tracing::warn!(error = %e, "nak failed; redelivery after the ack wait");
+                }
+                "retried"
+            }
+            Decision::DeadLetter { reason, terminal } => {
+                let response = match &outcome {
+                    Outcome::Retry { response, .. } | Outcome::Terminal { response, .. } => {
+                        response.clone()
+                    }
+                    Outcome::Delivered => None,
+                };
+                tracing::error!(%reason, terminal, "dead-lettering the delivery");
+                let subject = subjects::deliver(key);
+                let failure = Failure {
+                    subject: &subject,
+                    msg_id: &delivery_id,
+                    payload: &msg.payload,
+                    headers: msg.headers.as_ref(),
+                    reason: &reason,
+                    attempts: attempt,
+                    terminal,
+                    accepted_at: published,
+                    source_stream: &stream,
+                    source_seq: seq,
+                    last_response: response.as_deref(),
+                };
+                match state.bus.dead_letter_to(&subjects::dlq_target(key), &failure).await {
+                    Ok(()) => {
+                        let _ = msg.double_ack().await;
+                        "dead_lettered"
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot dead-letter; will retry");
+                        let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                        "retried"
+                    }
+                }
+            }
+        };
+        metrics::counter!("sluice.transformer.deliveries", "kind" => kind, "outcome" => label)
+            .increment(1);
+        metrics::histogram!("sluice.transformer.attempt.duration.seconds", "kind" => kind)
+            .record(started.elapsed().as_secs_f64());
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Renders the target's input for this event.
+fn render(
+    state: &Shared,
+    target: &CompiledTarget,
+    payload: &Bytes,
+    published: time::OffsetDateTime,
+) -> Result<(Bytes, &'static str), Outcome> {
+    match &target.input {
+        InputSpec::Event => Ok((payload.clone(), "application/json")),
+        InputSpec::Constant(text) => Ok((Bytes::from(text.clone()), "application/json")),
+        InputSpec::Transform(input) => {
+            let event: serde_json::Value =
+                serde_json::from_slice(payload).map_err(|e| Outcome::Terminal {
+                    reason: format!("the event is not JSON: {e}"),
+                    response: None,
+                })?;
+            let ctx = Context {
+                rule_name: target.rule.clone(),
+                rule_arn: rule_arn(
+                    &state.config.region,
+                    &state.config.account,
+                    &target.bus,
+                    &target.rule,
+                ),
+                ingestion_time: published.format(&Rfc3339).unwrap_or_default(),
+            };
+            let text = input.render(&event, &ctx).map_err(|e| Outcome::Terminal {
+                reason: format!("the input cannot be rendered for this event: {e}"),
+                response: None,
+            })?;
+            let ct = if serde_json::from_str::<serde_json::Value>(&text).is_ok() {
+                "application/json"
+            } else {
+                "text/plain; charset=utf-8"
+            };
+            Ok((Bytes::from(text), ct))
+        }
+    }
+}
+
+fn delivery_headers(target: &CompiledTarget, meta: &Meta<'_>) -> HeaderMap {
+    let mut hm = HeaderMap::new();
+    hm.insert(h::DELIVERY_ID, meta.delivery_id);
+    hm.insert(h::EVENT_ID, meta.event_id);
+    hm.insert(h::BUS, target.bus.as_str());
+    hm.insert(h::RULE, target.rule.as_str());
+    hm.insert(h::TARGET, target.id.as_str());
+    hm
+}
+
+async fn attempt_once(
+    state: &Shared,
+    target: &CompiledTarget,
+    msg: &Message,
+    meta: &Meta<'_>,
+    published: time::OffsetDateTime,
+) -> Outcome {
+    let (body, content_type) = match render(state, target, &msg.payload, published) {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
+    match &target.destination {
+        Destination::Http(h) => http::send(state, target, h, meta, body, content_type).await,
+        Destination::Queue(name) => {
+            match state
+                .bus
+                .send_to_queue(name, meta.delivery_id, body, delivery_headers(target, meta))
+                .await
+            {
+                Ok(Some(_)) => Outcome::Delivered,
+                Ok(None) => Outcome::Terminal {
+                    reason: format!("there is no queue named {name:?}"),
+                    response: None,
+                },
+                Err(e) => Outcome::Retry {
+                    reason: format!("the queue did not accept the message: {e}"),
+                    response: None,
+                },
+            }
+        }
+        Destination::Topic(topic) => {
+            let message = TopicMessage {
+                message: String::from_utf8_lossy(&body).into_owned(),
+                subject: None,
+                message_attributes: Default::default(),
+                origin: Some(format!(
+                    "bus/{}/rule/{}/target/{}",
+                    target.bus, target.rule, target.id
+                )),
+            };
+            let bytes = serde_json::to_vec(&message).unwrap_or_default();
+            match state
+                .bus
+                .publish(
+                    &subjects::notify(topic),
+                    meta.delivery_id,
+                    bytes.into(),
+                    delivery_headers(target, meta),
+                )
+                .await
+            {
+                Ok(_) => Outcome::Delivered,
+                Err(e) => Outcome::Retry {
+                    reason: format!("the topic did not accept the message: {e}"),
+                    response: None,
+                },
+            }
+        }
+        Destination::Workflow(wt) => {
+            workflow::start(
+                state,
+                target,
+                wt,
+                meta,
+                String::from_utf8_lossy(&body).into_owned(),
+            )
+            .await
+        }
+    }
+}

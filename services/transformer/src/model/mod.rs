@@ -1,0 +1,231 @@
+//! Rules and targets: what the admin API accepts, checked and compiled into
+//! what routing and delivery use.
+//!
+//! Every problem is a [`Violation`] naming the field by JSON pointer into the
+//! request's JSON form (the gateway's REST body): `/event_pattern/detail/x/0`,
+//! `/targets/2/url`, `/targets/0/retry_policy/maximum_retry_attempts`.
+//! Nothing here does I/O.
+
+mod target;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_patterns::Pattern;
+use sluice_proto::v1;
+
+pub use target::{compile_target, keep_secrets, Auth, Destination, Http, InputSpec, OAuth};
+
+/// Most targets a rule may have (EventBridge's limit).
+pub const MAX_TARGETS: usize = 5;
+/// Longest rule or bus description.
+pub const MAX_DESCRIPTION: usize = 512;
+/// What a secret reads as.
+pub const REDACTED: &str = "********";
+
+/// One thing wrong with a request, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// JSON pointer into the request's JSON form; `""` for the request as a whole.
+    pub pointer: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Violation {
+    /// A violation at `pointer`.
+    pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            pointer: pointer.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.pointer.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.pointer, self.message)
+        }
+    }
+}
+
+/// What compiling needs besides the rule.
+#[derive(Debug, Clone)]
+pub struct Ctx<'a> {
+    /// Which addresses HTTP targets may reach.
+    pub policy: &'a crate::address::Policy,
+    /// Concurrency of a target that sets none.
+    pub default_concurrency: u32,
+}
+
+/// How often and how long a target's deliveries are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Retries after the first attempt (0–185).
+    pub max_retries: u32,
+    /// A delivery older than this is dead-lettered instead of retried.
+    pub max_age: Duration,
+}
+
+/// A target ready to deliver to.
+#[derive(Debug)]
+pub struct CompiledTarget {
+    /// Names its subject, consumer and dead letters.
+    pub key: String,
+    /// Bus of the rule.
+    pub bus: String,
+    /// The rule.
+    pub rule: String,
+    /// The target's id.
+    pub id: String,
+    /// Where deliveries go.
+    pub destination: Destination,
+    /// What the target receives.
+    pub input: InputSpec,
+    /// Retry policy.
+    pub retry: Retry,
+    /// In flight at once, across replicas.
+    pub max_concurrency: u32,
+    /// Deliveries per second across replicas.
+    pub rate_per_second: Option<f64>,
+    /// How long one attempt may take.
+    pub timeout: Duration,
+    /// Changes whenever anything a delivery worker holds changes.
+    pub fingerprint: u64,
+}
+
+/// A rule ready to match.
+#[derive(Debug)]
+pub struct CompiledRule {
+    /// Its bus.
+    pub bus: String,
+    /// Its name.
+    pub name: String,
+    /// Whether it matches at all.
+    pub enabled: bool,
+    /// Its event pattern.
+    pub pattern: Pattern,
+    /// Its targets.
+    pub targets: Vec<Arc<CompiledTarget>>,
+    /// The rule as stored.
+    pub proto: v1::Rule,
+}
+
+fn check_description(pointer: &str, text: &str) -> Result<(), Violation> {
+    if text.chars().count() > MAX_DESCRIPTION {
+        return Err(Violation::new(
+            pointer,
+            format!("must be at most {MAX_DESCRIPTION} characters"),
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(Violation::new(
+            pointer,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a bus for `PutBus`.
+pub fn check_bus(name: &str, description: &str) -> Result<(), Violation> {
+    sluice_model::names::check_bus(name).map_err(|e| Violation::new("", e))?;
+    check_description("/description", description)
+}
+
+/// Parses and checks an event pattern given as JSON text; the pointer of a
+/// problem is under `at`.
+pub fn compile_pattern(at: &str, text: &str) -> Result<Pattern, Violation> {
+    if text.trim().is_empty() {
+        return Err(Violation::new(at, "an event pattern is required"));
+    }
+    if text.len() > sluice_patterns::limits::MAX_PATTERN_BYTES {
+        return Err(Violation::new(
+            at,
+            format!(
+                "is {} bytes; an event pattern may have at most {}",
+                text.len(),
+                sluice_patterns::limits::MAX_PATTERN_BYTES
+            ),
+        ));
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Violation::new(at, format!("is not JSON: {e}")))?;
+    Pattern::parse(&value).map_err(|e| Violation::new(format!("{at}{}", e.pointer), e.message))
+}
+
+/// Checks and compiles a rule (its names, pattern, state, description and
+/// targets).
+pub fn compile_rule(rule: &v1::Rule, ctx: &Ctx<'_>) -> Result<CompiledRule, Violation> {
+    sluice_model::names::check_bus(&rule.bus).map_err(|e| Violation::new("", e))?;
+    sluice_model::names::check_rule(&rule.name).map_err(|e| Violation::new("", e))?;
+    let pattern = compile_pattern("/event_pattern", &rule.event_pattern)?;
+    let enabled = match v1::RuleState::try_from(rule.state) {
+        Ok(v1::RuleState::Unspecified | v1::RuleState::Enabled) => true,
+        Ok(v1::RuleState::Disabled) => false,
+        Err(_) => return Err(Violation::new("/state", "must be ENABLED or DISABLED")),
+    };
+    check_description("/description", &rule.description)?;
+    if rule.targets.len() > MAX_TARGETS {
+        return Err(Violation::new(
+            "/targets",
+            format!(
+                "a rule may have at most {MAX_TARGETS} targets, not {}",
+                rule.targets.len()
+            ),
+        ));
+    }
+    let mut targets = Vec::with_capacity(rule.targets.len());
+    for (i, t) in rule.targets.iter().enumerate() {
+        let at = format!("/targets/{i}");
+        if rule.targets[..i].iter().any(|o| o.id == t.id) {
+            return Err(Violation::new(
+                format!("{at}/id"),
+                format!("another target of this rule has the id {:?}", t.id),
+            ));
+        }
+        targets.push(Arc::new(compile_target(
+            &rule.bus, &rule.name, t, &at, ctx,
+        )?));
+    }
+    let mut proto = rule.clone();
+    proto.state = if enabled {
+        v1::RuleState::Enabled as i32
+    } else {
+        v1::RuleState::Disabled as i32
+    };
+    Ok(CompiledRule {
+        bus: rule.bus.clone(),
+        name: rule.name.clone(),
+        enabled,
+        pattern,
+        targets,
+        proto,
+    })
+}
+
+/// The rule as clients may see it: secrets replaced by [`REDACTED`].
+pub fn redacted(rule: &v1::Rule) -> v1::Rule {
+    let mut r = rule.clone();
+    for t in &mut r.targets {
+        target::redact(t);
+    }
+    r
+}
+
+/// The rule's identifier as predefined input variables show it.
+pub fn rule_arn(region: &str, account: &str, bus: &str, rule: &str) -> String {
+    if bus == sluice_model::names::DEFAULT_BUS {
+        format!("arn:sluice:events:{region}:{account}:rule/{rule}")
+    } else {
+        format!("arn:sluice:events:{region}:{account}:rule/{bus}/{rule}")
+    }
+}

@@ -1,0 +1,664 @@
+//! The event bus end to end: rules routing events through the gateway, the
+//! processor and the transformer to every kind of target, against real
+//! NATS, DynamoDB Local and receivers the tests run.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use sluice_e2e::receiver::Receiver;
+use sluice_e2e::{assert_eventually, Stack};
+use sluice_proto::v1;
+
+fn event(source: &str, n: u64) -> Value {
+    json!({"source": source, "detail-type": "Tick", "detail": {"n": n, "sku": format!("SKU-{n}")}})
+}
+
+async fn put_rule(stack: &Stack, bus: &str, name: &str, body: Value) -> Value {
+    let (code, resp) = stack
+        .put(&format!("/v1/buses/{bus}/rules/{name}"), &body)
+        .await;
+    assert!(code == 200 || code == 201, "PUT rule {name}: {code} {resp}");
+    resp
+}
+
+async fn post_event(stack: &Stack, body: &Value) -> String {
+    let (code, _, resp) = stack.post("/v1/events", body).await;
+    assert_eq!(code, 202, "{resp}");
+    resp["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn an_http_target_gets_matched_events_transformed_with_a_stable_delivery_id() {
+    let stack = Stack::start("bushttp", &[]).await.unwrap();
+    let hook = Receiver::start().await;
+    let rule = put_rule(
+        &stack,
+        "default",
+        "big-ticks",
+        json!({
+            "event_pattern": {"source": ["shop"], "detail": {"n": [{"numeric": [">=", 10]}]}},
+            "description": "ticks of ten or more",
+            "targets": [{
+                "type": "http", "id": "hook", "url": format!("{}/ticks?x=1", hook.url),
+                "headers": {"x-team": "ops"},
+                "input_transformer": {"input_paths_map": {"n": "$.detail.n", "sku": "$.detail.sku"},
+                                      "input_template": "{\"count\": <n>, \"item\": <sku>, \"rule\": <aws.events.rule-name>}"}
+            }]
+        }),
+    )
+    .await;
+    assert_eq!(rule["state"], "ENABLED");
+    assert_eq!(rule["version"], 1);
+
+    let mut matched = Vec::new();
+    for n in [5, 10, 20, 3, 42] {
+        let id = post_event(&stack, &event("shop", n)).await;
+        if n >= 10 {
+            matched.push(id);
+        }
+    }
+    post_event(&stack, &event("other", 99)).await;
+    assert_eventually!(
+        hook.count() >= 3,
+        "matched events not delivered\n{}",
+        stack.logs()
+    );
+    // Give a stray delivery of an unmatched event the chance to show up.
+    let (_, _, last) = stack.post("/v1/events", &event("shop", 11)).await;
+    matched.push(last["id"].as_str().unwrap().to_string());
+    assert_eventually!(hook.count() >= 4, "last event not delivered");
+    let reqs = hook.requests();
+    assert_eq!(
+        reqs.len(),
+        4,
+        "only matching events are delivered: {reqs:?}"
+    );
+    let mut got: Vec<i64> = reqs
+        .iter()
+        .map(|r| r.json()["count"].as_i64().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, vec![10, 11, 20, 42]);
+    for r in &reqs {
+        assert_eq!(r.path, "/ticks?x=1");
+        assert_eq!(r.header("x-team"), Some("ops"));
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert_eq!(r.json()["rule"], "big-ticks");
+        assert!(
+            r.header("traceparent").is_some(),
+            "the trace continues to the target"
+        );
+        let event_id = r.header("sluice-event-id").unwrap();
+        assert!(matched.iter().any(|m| m == event_id), "{event_id}");
+        assert_eq!(r.header("sluice-rule"), Some("big-ticks"));
+        assert!(r.header("sluice-delivery-id").unwrap().len() >= 32);
+    }
+    assert_eq!(
+        hook.delivery_ids().len(),
+        4,
+        "a delivery id per (event, target)"
+    );
+    let (code, listed) = stack.get("/v1/buses/default/rules").await;
+    assert_eq!(code, 200);
+    assert_eq!(listed["rules"][0]["name"], "big-ticks");
+    assert_eq!(
+        stack.stream_messages("DELIVERIES").await,
+        0,
+        "delivered ones are removed"
+    );
+}
+
+#[tokio::test]
+async fn a_queue_target_feeds_a_queue_that_workers_consume_over_http() {
+    let stack = Stack::start("busqueue", &[]).await.unwrap();
+    let (code, q) = stack
+        .put(
+            "/v1/queues/jobs",
+            &json!({"visibility_timeout_seconds": 2, "max_receive_count": 2}),
+        )
+        .await;
+    assert_eq!(code, 201, "{q}");
+    assert_eq!(q["retention_seconds"], 345_600);
+    let (code, _) = stack
+        .put(
+            "/v1/queues/jobs",
+            &json!({"visibility_timeout_seconds": 2, "max_receive_count": 2}),
+        )
+        .await;
+    assert_eq!(code, 200, "a second PUT updates");
+    put_rule(
+        &stack,
+        "default",
+        "to-jobs",
+        json!({"event_pattern": {"source": ["shop"]},
+               "targets": [{"type": "queue", "id": "q", "queue": "jobs", "input_path": "$.detail"}]}),
+    )
+    .await;
+    let event_id = post_event(&stack, &event("shop", 1)).await;
+
+    // Long polling returns as soon as the delivery arrives.
+    let (code, got) = stack
+        .send(
+            reqwest::Method::POST,
+            "/v1/queues/jobs/receive",
+            Some(&json!({"wait_time_seconds": 20, "max_messages": 10})),
+        )
+        .await;
+    assert_eq!(code, 200, "{got}");
+    let msgs = got["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 1, "{got}");
+    let m = &msgs[0];
+    assert_eq!(
+        serde_json::from_str::<Value>(m["body"].as_str().unwrap()).unwrap(),
+        json!({"n": 1, "sku": "SKU-1"})
+    );
+    assert_eq!(m["attributes"]["event_id"], event_id.as_str());
+    assert_eq!(m["attributes"]["rule"], "to-jobs");
+    assert_eq!(m["receive_count"], 1);
+    assert_eq!(m["message_id"], m["attributes"]["delivery_id"]);
+
+    // Invisible while being worked on; visible again after the timeout.
+    let (_, none) = stack
+        .send(
+            reqwest::Method::POST,
+            "/v1/queues/jobs/receive",
+            Some(&json!({})),
+        )
+        .await;
+    assert_eq!(none["messages"], json!([]));
+    let (_, again) = stack
+        .send(
+            reqwest::Method::POST,
+            "/v1/queues/jobs/receive",
+            Some(&json!({"wait_time_seconds": 10})),
+        )
+        .await;
+    assert_eq!(again["messages"][0]["receive_count"], 2, "{again}");
+    let receipt = again["messages"][0]["receipt_handle"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A receipt of another queue, or no receipt at all, is refused.
+    stack.put("/v1/queues/other", &json!({})).await;
+    let code = stack
+        .delete(&format!("/v1/queues/other/messages/{receipt}"))
+        .await;
+    assert_eq!(code, 400);
+    let code = stack
+        .delete("/v1/queues/jobs/messages/bm90LWEtcmVjZWlwdA")
+        .await;
+    assert_eq!(code, 400);
+
+    // Deleted by its receipt: gone for good.
+    let code = stack
+        .delete(&format!("/v1/queues/jobs/messages/{receipt}"))
+        .await;
+    assert_eq!(code, 204);
+    let (_, q) = stack.get("/v1/queues/jobs").await;
+    assert_eq!(q["messages"], 0, "{q}");
+
+    // Sent directly; visibility changed to 0 makes it visible at once.
+    let (code, sent) = stack
+        .post(
+            "/v1/queues/jobs/messages",
+            &json!({"body": "hello", "id": "m-1"}),
+        )
+        .await
+        .map3();
+    assert_eq!(code, 200, "{sent}");
+    let (_, r1) = stack
+        .send(
+            reqwest::Method::POST,
+            "/v1/queues/jobs/receive",
+            Some(&json!({"wait_time_seconds": 5})),
+        )
+        .await;
+    assert_eq!(r1["messages"][0]["body"], "hello");
+    let receipt = r1["messages"][0]["receipt_handle"].as_str().unwrap();
+    let (code, _) = stack
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/queues/jobs/messages/{receipt}/visibility"),
+            Some(&json!({"visibility_timeout_seconds": 0})),
+        )
+        .await;
+    assert_eq!(code, 204);
+    let (_, r2) = stack
+        .send(
+            reqwest::Method::POST,
+            "/v1/queues/jobs/receive",
+            Some(&json!({"wait_time_seconds": 5})),
+        )
+        .await;
+    assert_eq!(r2["messages"][0]["message_id"], "m-1");
+    assert_eq!(r2["messages"][0]["receive_count"], 2);
+
+    // Received more than max_receive_count times: the next receive moves it to the DLQ.
+    assert_eventually!(
+        {
+            let (_, r) = stack
+                .send(
+                    reqwest::Method::POST,
+                    "/v1/queues/jobs/receive",
+                    Some(&json!({"wait_time_seconds": 1})),
+                )
+                .await;
+            r["messages"].as_array().unwrap().is_empty() && stack.stream_messages("DLQ").await == 1
+        },
+        "not dead-lettered after max receives"
+    );
+    let (_, dlq) = stack.get("/v1/dlq").await;
+    assert_eq!(dlq["entries"][0]["id"], "m-1");
+    assert_eq!(dlq["entries"][0]["subject"], "queue.jobs");
+    // Redrive puts it back in the queue.
+    let (code, _, rep) = stack
+        .post("/v1/dlq/redrive", &json!({"ids": ["m-1"]}))
+        .await;
+    assert_eq!(code, 200, "{rep}");
+    let (_, back) = stack
+        .send(
+            reqwest::Method::POST,
+            "/v1/queues/jobs/receive",
+            Some(&json!({"wait_time_seconds": 5})),
+        )
+        .await;
+    assert_eq!(back["messages"][0]["body"], "hello", "{back}");
+
+    // A queue a target sends to cannot be deleted; an unused one can.
+    assert_eq!(stack.delete("/v1/queues/jobs").await, 409);
+    assert_eq!(stack.delete("/v1/queues/other").await, 204);
+    assert_eq!(stack.get("/v1/queues/other").await.0, 404);
+    let (code, _) = stack
+        .send(
+            reqwest::Method::POST,
+            "/v1/queues/other/receive",
+            Some(&json!({})),
+        )
+        .await;
+    assert_eq!(code, 404);
+}
+
+trait Map3 {
+    fn map3(self) -> (u16, Value);
+}
+impl Map3 for (u16, reqwest::header::HeaderMap, Value) {
+    fn map3(self) -> (u16, Value) {
+        (self.0, self.2)
+    }
+}
+
+#[tokio::test]
+async fn a_topic_target_publishes_topic_messages_for_the_notifier() {
+    let stack = Stack::start("bustopic", &[]).await.unwrap();
+    put_rule(
+        &stack,
+        "default",
+        "alerts",
+        json!({"event_pattern": {"detail-type": ["Tick"]},
+               "targets": [{"type": "topic", "id": "t", "topic": "alerts", "input": {"constant": true}}]}),
+    )
+    .await;
+    let event_id = post_event(&stack, &event("shop", 1)).await;
+    assert_eventually!(
+        stack.stream_messages("NOTIFY").await == 1,
+        "nothing on notify.alerts\n{}",
+        stack.logs()
+    );
+    let stream = stack
+        .bus
+        .jetstream()
+        .get_stream(stack.bus.names().notify())
+        .await
+        .unwrap();
+    let m = stream
+        .direct_get_next_for_subject(stack.bus.names().subject("notify.alerts"), Some(1))
+        .await
+        .unwrap();
+    let body: sluice_model::topic::TopicMessage = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&body.message).unwrap(),
+        json!({"constant": true})
+    );
+    assert_eq!(
+        body.origin.as_deref(),
+        Some("bus/default/rule/alerts/target/t")
+    );
+    assert_eq!(m.headers.get("Sluice-Event-Id").unwrap().as_str(), event_id);
+    assert!(
+        m.headers.get("Nats-Msg-Id").is_some(),
+        "the delivery id de-duplicates"
+    );
+}
+
+/// The orchestrator's side of the `workflow` target contract.
+#[derive(Default, Clone)]
+struct Orchestrator {
+    starts: Arc<Mutex<Vec<v1::StartWorkflowRequest>>>,
+}
+
+#[tonic::async_trait]
+impl v1::workflows_server::Workflows for Orchestrator {
+    async fn start_workflow(
+        &self,
+        request: tonic::Request<v1::StartWorkflowRequest>,
+    ) -> Result<tonic::Response<v1::StartWorkflowResponse>, tonic::Status> {
+        let req = request.into_inner();
+        let mut starts = self.starts.lock().unwrap();
+        let repeat = starts.iter().any(|s| s.workflow_id == req.workflow_id);
+        let id = req.workflow_id.clone();
+        starts.push(req);
+        if repeat {
+            return Err(tonic::Status::already_exists("running"));
+        }
+        if starts.len() == 1 {
+            // The first call fails as an orchestrator in trouble would.
+            return Err(tonic::Status::unavailable("starting up"));
+        }
+        Ok(tonic::Response::new(v1::StartWorkflowResponse {
+            workflow_id: id,
+            run_id: "run-1".into(),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn a_workflow_target_starts_the_workflow_once_per_delivery() {
+    let orchestrator = Orchestrator::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(v1::workflows_server::WorkflowsServer::new(
+                orchestrator.clone(),
+            ))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let stack = Stack::start(
+        "busflow",
+        &[
+            ("SLUICE_ORCHESTRATOR_URL", &url),
+            ("SLUICE_TRANSFORMER_RETRY_BASE", "100ms"),
+            ("SLUICE_TRANSFORMER_RETRY_MAX_DELAY", "200ms"),
+        ],
+    )
+    .await
+    .unwrap();
+    put_rule(
+        &stack,
+        "default",
+        "approve",
+        json!({"event_pattern": {"source": ["shop"]},
+               "targets": [{"type": "workflow", "id": "wf", "workflow_type": "approval", "input_path": "$.detail"}]}),
+    )
+    .await;
+    let event_id = post_event(&stack, &event("shop", 7)).await;
+    assert_eventually!(
+        orchestrator.starts.lock().unwrap().len() >= 2,
+        "workflow not started (after one retry)\n{}",
+        stack.logs()
+    );
+    let starts = orchestrator.starts.lock().unwrap().clone();
+    let first = &starts[0];
+    assert_eq!(first.workflow_type, "approval");
+    assert_eq!(
+        serde_json::from_str::<Value>(&first.input).unwrap(),
+        json!({"n": 7, "sku": "SKU-7"})
+    );
+    assert_eq!(first.origin, "bus/default/rule/approve/target/wf");
+    assert_eq!(
+        starts[1].workflow_id, first.workflow_id,
+        "a retry starts the same workflow id"
+    );
+    assert_eq!(stack.stream_messages("DELIVERIES").await, 0);
+    assert_eq!(stack.stream_messages("DLQ").await, 0, "{event_id}");
+    server.abort();
+}
+
+#[tokio::test]
+async fn events_go_to_the_bus_they_name() {
+    let stack = Stack::start("busnamed", &[]).await.unwrap();
+    let hook = Receiver::start().await;
+    let (code, bus) = stack
+        .put("/v1/buses/orders", &json!({"description": "order events"}))
+        .await;
+    assert_eq!(code, 201, "{bus}");
+    assert_eq!(stack.put("/v1/buses/orders", &json!({})).await.0, 200);
+    let (_, buses) = stack.get("/v1/buses").await;
+    let names: Vec<&str> = buses["buses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default", "orders"]);
+    let target = |id: &str| json!({"type": "http", "id": id, "url": format!("{}/{id}", hook.url)});
+    put_rule(
+        &stack,
+        "orders",
+        "all",
+        json!({"event_pattern": {"source": ["shop"]}, "targets": [target("on-orders")]}),
+    )
+    .await;
+    put_rule(
+        &stack,
+        "default",
+        "all",
+        json!({"event_pattern": {"source": ["shop"]}, "targets": [target("on-default")]}),
+    )
+    .await;
+
+    let mut on_orders = event("shop", 1);
+    on_orders["event-bus-name"] = json!("orders");
+    post_event(&stack, &on_orders).await;
+    post_event(&stack, &event("shop", 2)).await;
+    assert_eventually!(hook.count() >= 2, "not delivered\n{}", stack.logs());
+    let mut paths: Vec<String> = hook.requests().iter().map(|r| r.path.clone()).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        ["/on-default", "/on-orders"],
+        "each event only to its own bus's rules"
+    );
+
+    let mut unknown = event("shop", 3);
+    unknown["event-bus-name"] = json!("nope");
+    let (code, _, resp) = stack.post("/v1/events", &unknown).await;
+    assert_eq!(code, 422, "{resp}");
+    assert_eq!(resp["pointer"], "/event-bus-name");
+
+    // A bus with rules cannot go; the default bus never can.
+    assert_eq!(stack.delete("/v1/buses/orders").await, 409);
+    assert_eq!(stack.delete("/v1/buses/default").await, 409);
+    assert_eq!(stack.delete("/v1/buses/orders/rules/all").await, 204);
+    assert_eq!(stack.delete("/v1/buses/orders").await, 204);
+    assert_eq!(stack.get("/v1/buses/orders").await.0, 404);
+    assert_eq!(stack.get("/v1/buses/orders/rules").await.0, 404);
+}
+
+#[tokio::test]
+async fn rules_list_in_pages_by_prefix_and_targets_are_put_and_removed_by_id() {
+    let stack = Stack::start("buspages", &[]).await.unwrap();
+    let hook = Receiver::start().await;
+    for name in ["a-1", "a-2", "a-3", "b-1"] {
+        put_rule(
+            &stack,
+            "default",
+            name,
+            json!({"event_pattern": {"source": [name]}}),
+        )
+        .await;
+    }
+    let (_, p1) = stack.get("/v1/buses/default/rules?prefix=a-&limit=2").await;
+    let names = |p: &Value| {
+        p["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&p1), ["a-1", "a-2"]);
+    let next = p1["next"].as_str().unwrap();
+    let (_, p2) = stack
+        .get(&format!(
+            "/v1/buses/default/rules?prefix=a-&limit=2&next={next}"
+        ))
+        .await;
+    assert_eq!(names(&p2), ["a-3"]);
+    assert!(p2["next"].is_null());
+    assert_eq!(stack.get("/v1/buses/default/rules?limit=0").await.0, 400);
+    assert_eq!(
+        stack
+            .get("/v1/buses/default/rules?next=b-1&prefix=a-")
+            .await
+            .0,
+        400
+    );
+
+    // Targets by id: added (201), replaced (200), removed (204).
+    let t = json!({"type": "http", "id": "h", "url": format!("{}/one", hook.url)});
+    let (code, rule) = stack
+        .post("/v1/buses/default/rules/a-1/targets", &t)
+        .await
+        .map3();
+    assert_eq!(code, 201, "{rule}");
+    assert_eq!(rule["version"], 2);
+    let t2 = json!({"type": "http", "id": "h", "url": format!("{}/two", hook.url)});
+    let (code, rule) = stack
+        .post("/v1/buses/default/rules/a-1/targets", &t2)
+        .await
+        .map3();
+    assert_eq!(code, 200, "{rule}");
+    assert_eq!(rule["targets"].as_array().unwrap().len(), 1);
+    post_event(
+        &stack,
+        &json!({"source": "a-1", "detail-type": "x", "detail": {}}),
+    )
+    .await;
+    assert_eventually!(hook.count() == 1, "not delivered");
+    assert_eq!(
+        hook.requests()[0].path,
+        "/two",
+        "the replaced target is the one used"
+    );
+    assert_eq!(
+        stack.delete("/v1/buses/default/rules/a-1/targets/h").await,
+        204
+    );
+    assert_eq!(
+        stack.delete("/v1/buses/default/rules/a-1/targets/h").await,
+        404
+    );
+    let (_, rule) = stack.get("/v1/buses/default/rules/a-1").await;
+    assert_eq!(rule["targets"], json!([]));
+}
+
+#[tokio::test]
+async fn credentials_reach_the_target_and_secrets_are_never_shown() {
+    let stack = Stack::start("busauth", &[]).await.unwrap();
+    let hook = Receiver::start().await;
+    put_rule(
+        &stack,
+        "default",
+        "secured",
+        json!({"event_pattern": {"source": ["shop"]}, "targets": [
+            {"type": "http", "id": "key", "url": format!("{}/k", hook.url),
+             "auth": {"type": "api_key", "header": "x-secret-key", "value": "k-123"}},
+            {"type": "http", "id": "basic", "url": format!("{}/b", hook.url),
+             "auth": {"type": "basic", "username": "u", "password": "p"}},
+            {"type": "http", "id": "oauth", "url": format!("{}/o", hook.url),
+             "auth": {"type": "oauth_client_credentials", "token_url": format!("{}/token", hook.url),
+                      "client_id": "cid", "client_secret": "cs", "scope": "events"}}
+        ]}),
+    )
+    .await;
+    for n in 0..2 {
+        post_event(&stack, &event("shop", n)).await;
+    }
+    assert_eventually!(hook.count() == 6, "not delivered\n{}", stack.logs());
+    for r in hook.requests() {
+        match r.path.as_str() {
+            "/k" => assert_eq!(r.header("x-secret-key"), Some("k-123")),
+            "/b" => assert_eq!(r.header("authorization"), Some("Basic dTpw")),
+            "/o" => assert_eq!(
+                r.header("authorization"),
+                Some("Bearer tok-1"),
+                "the token is cached"
+            ),
+            other => panic!("{other}"),
+        }
+    }
+    let tokens = hook.token_requests();
+    assert_eq!(tokens.len(), 1, "one token for both deliveries");
+    assert!(tokens[0].body.contains("grant_type=client_credentials"));
+    assert_eq!(tokens[0].header("authorization"), Some("Basic Y2lkOmNz"));
+
+    // Reads never show a secret; writing the redacted value back keeps it.
+    let (_, rule) = stack.get("/v1/buses/default/rules/secured").await;
+    let text = rule.to_string();
+    for secret in ["k-123", "\"p\"", "\"cs\""] {
+        assert!(!text.contains(secret), "{secret} shown: {text}");
+    }
+    let mut back = rule.clone();
+    let obj = back.as_object_mut().unwrap();
+    for k in ["bus", "name", "created_at", "updated_at", "version"] {
+        obj.remove(k);
+    }
+    put_rule(&stack, "default", "secured", back).await;
+    post_event(&stack, &event("shop", 9)).await;
+    assert_eventually!(hook.count() == 9, "not delivered after the round trip");
+    let last_key = hook
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path == "/k")
+        .unwrap();
+    assert_eq!(last_key.header("x-secret-key"), Some("k-123"));
+}
+
+#[tokio::test]
+async fn the_grpc_api_serves_health_and_tests_patterns() {
+    let stack = Stack::start_with("busgrpc", &[], false).await.unwrap();
+    let url = format!("http://127.0.0.1:{}", stack.grpc_port);
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = v1::event_bus_client::EventBusClient::new(channel.clone());
+    let out = client
+        .test_event_pattern(v1::TestEventPatternRequest {
+            event_pattern: r#"{"detail": {"n": [{"numeric": [">", 1]}]}}"#.into(),
+            event: r#"{"detail": {"n": 2}}"#.into(),
+        })
+        .await
+        .unwrap();
+    assert!(out.into_inner().matches);
+    let err = client
+        .test_event_pattern(v1::TestEventPatternRequest {
+            event_pattern: r#"{"a": [{"nope": 1}]}"#.into(),
+            event: "{}".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    // The standard health protocol answers for the services.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    for service in ["sluice.v1.EventBus", "sluice.v1.Queues", ""] {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.to_string(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(
+            status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{service}"
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! A real HTTP endpoint for targets to deliver to: records every request,
+//! answers with the status the test sets, can hold requests until the
+//! test releases them, and serves an OAuth token endpoint at `/token`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+/// One request as received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Path and query.
+    pub path: String,
+    /// Headers, lower-case names.
+    pub headers: BTreeMap<String, String>,
+    /// Body as text.
+    pub body: String,
+}
+
+impl Request {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// The body as JSON (`Null` if it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    requests: Mutex<Vec<Request>>,
+    tokens: Mutex<Vec<Request>>,
+    status: Mutex<u16>,
+    hold: watch::Sender<bool>,
+}
+
+/// The endpoint; stops when dropped.
+#[derive(Debug)]
+pub struct Receiver {
+    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    pub url: String,
+    inner: Arc<Inner>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn handle(
+    State(inner): State<Arc<Inner>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req = Request {
+        path: uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    if uri.path() == "/token" {
+        let n = {
+            let mut t = inner.tokens.lock().unwrap();
+            t.push(req);
+            t.len()
+        };
+        return axum::Json(
+            json!({"access_token": format!("tok-{n}"), "token_type": "Bearer", "expires_in": 3600}),
+        )
+        .into_response();
+    }
+    inner.requests.lock().unwrap().push(req);
+    let mut hold = inner.hold.subscribe();
+    while *hold.borrow_and_update() {
+        if hold.changed().await.is_err() {
+            break;
+        }
+    }
+    let status = *inner.status.lock().unwrap();
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (code, format!("receiver says {status}")).into_response()
+}
+
+impl Receiver {
+    /// Starts an endpoint answering 200.
+    pub async fn start() -> Self {
+        let inner = Arc::new(Inner {
+            requests: Mutex::new(Vec::new()),
+            tokens: Mutex::new(Vec::new()),
+            status: Mutex::new(200),
+            hold: watch::channel(false).0,
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(inner.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, inner, task }
+    }
+
+    /// Answers `status` from now on.
+    pub fn set_status(&self, status: u16) {
+        *self.inner.status.lock().unwrap() = status;
+    }
+
+    /// Holds every request (after recording it) until [`Receiver::release`].
+    pub fn hold(&self) {
+        self.inner.hold.send_replace(true);
+    }
+
+    /// Lets held and future requests answer.
+    pub fn release(&self) {
+        self.inner.hold.send_replace(false);
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.inner.requests.lock().unwrap().clone()
+    }
+
+    /// Requests to the token endpoint so far.
+    pub fn token_requests(&self) -> Vec<Request> {
+        self.inner.tokens.lock().unwrap().clone()
+    }
+
+    /// Requests so far.
+    pub fn count(&self) -> usize {
+        self.inner.requests.lock().unwrap().len()
+    }
+
+    /// The distinct `sluice-delivery-id`s received.
+    pub fn delivery_ids(&self) -> HashSet<String> {
+        self.requests()
+            .iter()
+            .filter_map(|r| r.header("sluice-delivery-id").map(str::to_string))
+            .collect()
+    }
+}
