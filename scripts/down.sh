@@ -2,7 +2,7 @@
 # Stops everything `make up` started: SIGTERM, then SIGKILL after 10 s.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-state="$root/.sluice"
+state="${SLUICE_STATE_DIR:-$root/.sluice}"
 # shellcheck source=scripts/proc.sh
 source "$root/scripts/proc.sh"
 [ -d "$state/run" ] || { echo "down: nothing running"; exit 0; }

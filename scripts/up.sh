@@ -12,7 +12,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 profile="${SLUICE_PROFILE:-release}"
 bin="$root/target/$profile"
-state="$root/.sluice"
+state="${SLUICE_STATE_DIR:-$root/.sluice}"
 # shellcheck source=scripts/proc.sh
 source "$root/scripts/proc.sh"
 mkdir -p "$state/run" "$state/log" "$state/data/nats" "$state/data/dynamodb"

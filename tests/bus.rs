@@ -186,11 +186,11 @@ async fn a_queue_target_feeds_a_queue_that_workers_consume_over_http() {
     let code = stack
         .delete(&format!("/v1/queues/other/messages/{receipt}"))
         .await;
-    assert_eq!(code, 400);
+    assert_eq!(code, 404);
     let code = stack
         .delete("/v1/queues/jobs/messages/bm90LWEtcmVjZWlwdA")
         .await;
-    assert_eq!(code, 400);
+    assert_eq!(code, 404);
 
     // Deleted by its receipt: gone for good.
     let code = stack
@@ -466,8 +466,21 @@ async fn events_go_to_the_bus_they_name() {
     let mut unknown = event("shop", 3);
     unknown["event-bus-name"] = json!("nope");
     let (code, _, resp) = stack.post("/v1/events", &unknown).await;
-    assert_eq!(code, 422, "{resp}");
-    assert_eq!(resp["pointer"], "/event-bus-name");
+    assert_eq!(code, 404, "{resp}");
+    // In a batch, only that entry fails, as in PutEvents.
+    let (code, _, resp) = stack
+        .post(
+            "/v1/events",
+            &json!({"entries": [unknown, event("shop", 4)]}),
+        )
+        .await;
+    assert_eq!(code, 202, "{resp}");
+    assert_eq!(resp["failed_count"], 1);
+    assert_eq!(
+        resp["entries"][0]["error_code"],
+        "ResourceNotFoundException"
+    );
+    assert!(resp["entries"][1]["id"].is_string());
 
     // A bus with rules cannot go; the default bus never can.
     assert_eq!(stack.delete("/v1/buses/orders").await, 409);
@@ -510,13 +523,14 @@ async fn rules_list_in_pages_by_prefix_and_targets_are_put_and_removed_by_id() {
     assert_eq!(names(&p2), ["a-3"]);
     assert!(p2["next"].is_null());
     assert_eq!(stack.get("/v1/buses/default/rules?limit=0").await.0, 400);
-    assert_eq!(
-        stack
-            .get("/v1/buses/default/rules?next=b-1&prefix=a-")
-            .await
-            .0,
-        400
-    );
+    // A cursor past the prefix's names ends the listing; one before it starts it.
+    let (code, past) = stack
+        .get("/v1/buses/default/rules?next=b-1&prefix=a-")
+        .await;
+    assert_eq!((code, past["rules"].clone()), (200, json!([])));
+    let (_, before) = stack.get("/v1/buses/default/rules?next=0&prefix=a-").await;
+    assert_eq!(names(&before), ["a-1", "a-2", "a-3"]);
+    assert_eq!(stack.get("/v1/buses/default/rules?next=").await.0, 400);
 
     // Targets by id: added (201), replaced (200), removed (204).
     let t = json!({"type": "http", "id": "h", "url": format!("{}/one", hook.url)});

@@ -159,6 +159,31 @@ async fn a_terminal_4xx_is_dead_lettered_at_once_and_redrive_delivers() {
 }
 
 #[tokio::test]
+async fn a_rate_limited_target_is_paced() {
+    let stack = Stack::start("tgtrate", &[]).await.unwrap();
+    let hook = Receiver::start().await;
+    put_rule(
+        &stack,
+        "paced",
+        json!({"event_pattern": {"source": ["shop"]},
+               "targets": [{"type": "http", "id": "h", "url": hook.url, "rate_per_second": 4}]}),
+    )
+    .await;
+    for n in 0..9 {
+        post(&stack, n).await;
+    }
+    assert_eventually!(hook.count() == 9, "not delivered\n{}", stack.logs());
+    let reqs = hook.requests();
+    let span = reqs[8].at.duration_since(reqs[0].at);
+    // Nine deliveries at four a second cannot take less than two seconds
+    // (a slow machine only makes it longer).
+    assert!(
+        span >= Duration::from_millis(1800),
+        "9 deliveries in {span:?} at 4/s"
+    );
+}
+
+#[tokio::test]
 async fn rule_changes_reach_every_transformer_within_a_second() {
     let stack = Stack::start("tgttwo", &[]).await.unwrap();
     let (_second, second_port) = stack.extra_transformer(2).await.unwrap();

@@ -142,8 +142,8 @@ async fn dlq_listing_pages_with_a_cursor() {
         .collect();
     ids.sort();
     assert_eq!(ids, (0..5).map(|i| format!("bad-{i}")).collect::<Vec<_>>());
-    assert_eq!(stack.get("/v1/dlq?limit=0").await.0, 422);
-    assert_eq!(stack.get("/v1/dlq?after=x").await.0, 422);
+    assert_eq!(stack.get("/v1/dlq?limit=0").await.0, 400);
+    assert_eq!(stack.get("/v1/dlq?after=x").await.0, 400);
     // Redrive all: they fail again (still garbage) and come back, nothing is lost.
     let (code, _, report) = stack.post("/v1/dlq/redrive", &json!({})).await;
     assert_eq!(code, 200);

@@ -21,6 +21,8 @@ pub struct Request {
     pub headers: BTreeMap<String, String>,
     /// Body as text.
     pub body: String,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Request {
@@ -74,6 +76,7 @@ async fn handle(
             .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
+        at: std::time::Instant::now(),
     };
     if uri.path() == "/token" {
         let n = {

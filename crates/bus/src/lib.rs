@@ -52,6 +52,12 @@ pub enum BusError {
         /// Why.
         reason: String,
     },
+    /// No stream stores the subject (a queue that does not exist).
+    #[error("no stream stores {subject}")]
+    NoStream {
+        /// Subject.
+        subject: String,
+    },
     /// A receipt handle that is not one of the queue's.
     #[error("{0}")]
     Receipt(String),
@@ -174,16 +180,24 @@ impl Bus {
             .payload(payload)
             .headers(headers)
             .message_id(msg_id);
-        let err = |e: &dyn std::fmt::Display| BusError::Publish {
-            subject: subject.clone(),
-            reason: e.to_string(),
+        let err = |e: jetstream::context::PublishError| {
+            if e.kind() == jetstream::context::PublishErrorKind::StreamNotFound {
+                BusError::NoStream {
+                    subject: subject.clone(),
+                }
+            } else {
+                BusError::Publish {
+                    subject: subject.clone(),
+                    reason: e.to_string(),
+                }
+            }
         };
         let ack = self
             .js
             .send_publish(subject.clone(), publish)
             .await
-            .map_err(|e| err(&e))?;
-        ack.await.map_err(|e| err(&e))
+            .map_err(err)?;
+        ack.await.map_err(err)
     }
 
     /// The queue kind of the event `id` if it is still in the ingest queue

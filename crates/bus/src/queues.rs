@@ -203,8 +203,8 @@ impl Bus {
             .await
         {
             Ok(ack) => Ok(Some(ack)),
-            // No stream listens on the subject: the queue does not exist.
-            Err(BusError::Publish { reason, .. }) if reason.contains("no responders") => Ok(None),
+            // No stream stores the subject: the queue does not exist.
+            Err(BusError::NoStream { .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -306,40 +306,98 @@ impl Bus {
     }
 
     /// Deletes a received message. `Err(BusError::Receipt)` when the handle
-    /// is not one of this queue's.
+    /// is not one of this queue's, or no longer names a message in flight.
     pub async fn delete_received(&self, name: &str, receipt: &str) -> Result<(), BusError> {
-        let reply = check_receipt(&self.names, name, receipt)?;
-        self.client
-            .request(reply, Bytes::from_static(b"+ACK"))
-            .await
-            .map_err(BusError::request)?;
-        Ok(())
+        let (reply, seq) = check_receipt(&self.names, name, receipt)?;
+        match self.settle(&reply, Bytes::from_static(b"+ACK")).await {
+            Settled::Done => Ok(()),
+            Settled::QueueGone => Err(BusError::Receipt(format!(
+                "there is no queue named {name:?}"
+            ))),
+            // No answer: the delivery is not in flight. If the message is
+            // gone, it was deleted (perhaps by this very call): done.
+            Settled::NoAnswer => match self.queue_holds(name, seq).await? {
+                false => Ok(()),
+                true => Err(not_in_flight()),
+            },
+        }
     }
 
     /// Makes a received message visible again after `timeout` (0: at once).
+    /// `Err(BusError::Receipt)` when the handle no longer names a message in flight.
     pub async fn change_visibility(
         &self,
         name: &str,
         receipt: &str,
         timeout: Duration,
     ) -> Result<(), BusError> {
-        let reply = check_receipt(&self.names, name, receipt)?;
+        let (reply, _) = check_receipt(&self.names, name, receipt)?;
         let payload = if timeout.is_zero() {
             Bytes::from_static(b"-NAK")
         } else {
             Bytes::from(format!("-NAK {{\"delay\":{}}}", timeout.as_nanos()))
         };
-        self.client
-            .request(reply, payload)
-            .await
-            .map_err(BusError::request)?;
-        Ok(())
+        match self.settle(&reply, payload).await {
+            Settled::Done => Ok(()),
+            Settled::QueueGone => Err(BusError::Receipt(format!(
+                "there is no queue named {name:?}"
+            ))),
+            Settled::NoAnswer => Err(not_in_flight()),
+        }
     }
+
+    /// Sends an acknowledgement and waits (briefly) for JetStream's answer.
+    async fn settle(&self, reply: &str, payload: Bytes) -> Settled {
+        let req = async_nats::Request::new()
+            .payload(payload)
+            .timeout(Some(SETTLE_TIMEOUT));
+        match self.client.send_request(reply.to_string(), req).await {
+            Ok(_) => Settled::Done,
+            Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Settled::QueueGone,
+            Err(_) => Settled::NoAnswer,
+        }
+    }
+
+    /// Whether the queue still stores the message at `seq`.
+    async fn queue_holds(&self, name: &str, seq: u64) -> Result<bool, BusError> {
+        let stream = match self
+            .js
+            .get_stream_no_info(self.names.queue_stream(name))
+            .await
+        {
+            Ok(s) => s,
+            Err(_) => return Ok(false),
+        };
+        match stream.get_raw_message(seq).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.to_string().contains("not found") => Ok(false),
+            Err(e) => Err(BusError::request(e)),
+        }
+    }
+}
+
+/// How long an acknowledgement waits for JetStream's answer. JetStream
+/// answers at once for a delivery in flight, and not at all for one that
+/// is not, so a short wait tells the two apart.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+enum Settled {
+    Done,
+    QueueGone,
+    NoAnswer,
+}
+
+fn not_in_flight() -> BusError {
+    BusError::Receipt(
+        "the receipt handle no longer names a message in flight (its visibility timeout ended, or it was received again)"
+            .into(),
+    )
 }
 
 /// The acknowledgement subject inside a receipt handle, if it belongs to
 /// queue `name` (so a handle can never acknowledge anything else).
-fn check_receipt(names: &Names, name: &str, receipt: &str) -> Result<String, BusError> {
+/// Returns the subject and the message's stream sequence.
+fn check_receipt(names: &Names, name: &str, receipt: &str) -> Result<(String, u64), BusError> {
     let bad = || BusError::Receipt(format!("not a receipt handle of queue {name}"));
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(receipt.trim())
@@ -360,8 +418,9 @@ fn check_receipt(names: &Names, name: &str, receipt: &str) -> Result<String, Bus
         && numbers
             .iter()
             .all(|n| n.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty());
+    let seq = numbers[1].parse::<u64>().map_err(|_| bad())?;
     if ok {
-        Ok(reply)
+        Ok((reply, seq))
     } else {
         Err(bad())
     }

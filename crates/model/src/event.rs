@@ -18,28 +18,49 @@ pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// Most entries in one batch (`{"entries": [...]}`).
 pub const MAX_BATCH: usize = 100;
 
+/// A resource an event concerns (the OpenAPI schema of one).
+#[derive(utoipa::ToSchema)]
+#[schema(min_length = 1, max_length = 2048)]
+#[allow(dead_code)]
+pub struct Resource(String);
+
 /// One event as a client sends it.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventInput {
-    /// Who says so.
+    /// Who says so (1 to 256 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x1F\\x7F-\\x9F]*$"
+    )]
     pub source: String,
-    /// What happened.
+    /// What happened (1 to 256 characters).
     #[serde(rename = "detail-type")]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x1F\\x7F-\\x9F]*$"
+    )]
     pub detail_type: String,
     /// The payload: a JSON object.
+    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
-    /// Resources the event concerns.
+    /// Resources the event concerns (at most 20).
     #[serde(default)]
+    #[schema(value_type = Option<Vec<Resource>>, max_items = 20)]
     pub resources: Option<Vec<String>>,
     /// When it happened; the time of acceptance if absent.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub time: Option<OffsetDateTime>,
     /// The client's id for the event; makes retries idempotent. Generated if absent.
     #[serde(default)]
+    #[schema(pattern = "^[-_.:A-Za-z0-9]{1,128}$")]
     pub id: Option<String>,
-    /// The bus the event is put on (EventBridge's `EventBusName`); `default` when absent.
+    /// The bus the event is put on (EventBridge's `EventBusName`); `default`
+    /// when absent. An unknown bus is a 404.
     #[serde(default, rename = "event-bus-name")]
+    #[schema(pattern = "^[.\\-_A-Za-z0-9]{1,256}$")]
     pub event_bus_name: Option<String>,
 }
 
@@ -59,7 +80,7 @@ impl EventInput {
                 ));
             }
             for (i, r) in resources.iter().enumerate() {
-                if r.is_empty() || r.len() > MAX_RESOURCE_LEN {
+                if r.is_empty() || r.chars().count() > MAX_RESOURCE_LEN {
                     return Err(FieldError::new(
                         format!("/resources/{i}"),
                         format!("must be 1 to {MAX_RESOURCE_LEN} characters"),
@@ -114,10 +135,11 @@ pub fn check_size(bytes: &[u8]) -> Result<(), FieldError> {
 }
 
 fn check_name(pointer: &str, value: &str) -> Result<(), FieldError> {
-    if value.trim().is_empty() {
+    // White space as JSON Schema's `\s` knows it (which includes U+FEFF).
+    if value.chars().all(|c| c.is_whitespace() || c == '\u{feff}') {
         return Err(FieldError::new(pointer, "must not be empty"));
     }
-    if value.len() > MAX_NAME_LEN {
+    if value.chars().count() > MAX_NAME_LEN {
         return Err(FieldError::new(
             pointer,
             format!("must be at most {MAX_NAME_LEN} characters"),

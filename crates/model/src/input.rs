@@ -170,3 +170,68 @@ mod tests {
         ));
     }
 }
+
+/// Integer fields that accept what JSON Schema calls an integer: `5` and
+/// also `5.0` (a number with no fraction), as the OpenAPI document promises.
+/// Use with `#[serde(deserialize_with = "...")]`.
+pub mod int {
+    use serde::{Deserialize, Deserializer};
+
+    fn whole<'de, D: Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<T, D::Error> {
+        use serde::de::Error;
+        let n = serde_json::Number::deserialize(d)?;
+        let wide: Option<i128> = if let Some(u) = n.as_u64() {
+            Some(i128::from(u))
+        } else if let Some(i) = n.as_i64() {
+            Some(i128::from(i))
+        } else {
+            n.as_f64()
+                .filter(|f| f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e18)
+                .map(|f| f as i128)
+        };
+        let wide = wide.ok_or_else(|| D::Error::custom(format!("expected an integer, got {n}")))?;
+        T::try_from(wide).map_err(|_| D::Error::custom(format!("{n} is out of range")))
+    }
+
+    /// A required integer.
+    pub fn required<'de, D: Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<T, D::Error> {
+        whole(d)
+    }
+
+    /// An optional integer (absent or `null` is `None`).
+    pub fn optional<'de, D: Deserializer<'de>, T: TryFrom<i128>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrap(#[serde(deserialize_with = "whole")] i128);
+        match Option::<Wrap>::deserialize(d)? {
+            None => Ok(None),
+            Some(Wrap(v)) => T::try_from(v)
+                .map(Some)
+                .map_err(|_| serde::de::Error::custom(format!("{v} is out of range"))),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[derive(Debug, serde::Deserialize)]
+        struct T {
+            #[serde(deserialize_with = "super::required")]
+            a: u32,
+            #[serde(default, deserialize_with = "super::optional")]
+            b: Option<u8>,
+        }
+
+        #[test]
+        fn whole_numbers_in_any_spelling_are_integers() {
+            let t: T = serde_json::from_str(r#"{"a": 5.0, "b": 7}"#).unwrap();
+            assert_eq!((t.a, t.b), (5, Some(7)));
+            let t: T = serde_json::from_str(r#"{"a": 1e3, "b": null}"#).unwrap();
+            assert_eq!((t.a, t.b), (1000, None));
+            assert!(serde_json::from_str::<T>(r#"{"a": 5.5}"#).is_err());
+            assert!(serde_json::from_str::<T>(r#"{"a": -1}"#).is_err());
+            assert!(serde_json::from_str::<T>(r#"{"a": 1, "b": 300}"#).is_err());
+            assert!(serde_json::from_str::<T>(r#"{"a": "1"}"#).is_err());
+        }
+    }
+}

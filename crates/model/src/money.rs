@@ -27,6 +27,38 @@ const CURRENCIES: &[(&str, u32)] = &[
     ("ZAR", 2),
 ];
 
+/// The OpenAPI schema of a currency: one of the codes sluice knows.
+pub fn currency_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("ISO 4217 code"))
+        .enum_values(Some(CURRENCIES.iter().map(|(c, _)| *c)))
+        .build()
+}
+
+/// The OpenAPI schema of an amount: a positive decimal, as a string or a number.
+pub fn amount_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    let one_of = OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^\\s*[0-9]{1,15}(\\.[0-9]+)?\\s*$")),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .exclusive_minimum(Some(0.0))
+                .maximum(Some(1.0e15)),
+        )
+        .description(Some(
+            "A positive decimal amount with no more fraction digits than the currency has",
+        ))
+        .build();
+    Schema::OneOf(one_of)
+}
+
 /// Largest amount in minor units one order line or total may reach.
 pub const MAX_MINOR: i64 = 1_000_000_000_000_000;
 

@@ -24,12 +24,22 @@ pub const ORDER_REJECTED: &str = "OrderRejected";
 /// `POST /v1/orders` body.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(
+    description = "An order. Line prices must have no more fraction digits than the currency (2 for EUR, 0 for JPY), SKUs must differ, and the total must stay under 10^15 minor units; otherwise 422."
+)]
 pub struct OrderInput {
     /// Who orders.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x1F\\x7F-\\x9F]*$"
+    )]
     pub customer_id: String,
     /// What, how many, at what price.
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<OrderItemInput>,
     /// ISO 4217 code, e.g. `EUR`.
+    #[schema(schema_with = crate::money::currency_schema)]
     pub currency: String,
 }
 
@@ -38,10 +48,14 @@ pub struct OrderInput {
 #[serde(deny_unknown_fields)]
 pub struct OrderItemInput {
     /// Stock keeping unit.
+    #[schema(pattern = "^[-_.A-Za-z0-9]{1,64}$")]
     pub sku: String,
     /// How many; a whole number from 1.
+    #[serde(deserialize_with = "crate::input::int::required")]
+    #[schema(minimum = 1, maximum = 10000)]
     pub quantity: u32,
     /// Price of one unit, e.g. `12.50` or `"12.50"`.
+    #[schema(schema_with = crate::money::amount_schema)]
     pub unit_price: serde_json::Value,
 }
 
@@ -75,7 +89,11 @@ impl OrderInput {
     /// Validates the input and turns it into a [`PlacedOrder`] with id `order_id`.
     pub fn validate(self, order_id: String) -> Result<PlacedOrder, FieldError> {
         let cid = self.customer_id.trim();
-        if cid.is_empty() || cid.len() > 128 {
+        let blank = self
+            .customer_id
+            .chars()
+            .all(|c| c.is_whitespace() || c == '\u{feff}');
+        if blank || self.customer_id.chars().count() > 128 || cid.chars().any(char::is_control) {
             return Err(FieldError::new(
                 "/customer_id",
                 "must be 1 to 128 characters",

@@ -147,6 +147,13 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<RuleRecord>, Option<String>), StoreError> {
         let mut out = Vec::new();
+        // A cursor outside the prefix's range: before it, start at the
+        // beginning; after it, there is nothing more.
+        let after = match after {
+            Some(a) if !a.starts_with(prefix) && a < prefix => None,
+            Some(a) if !a.starts_with(prefix) => return Ok((out, None)),
+            other => other,
+        };
         let mut start = after.map(|a| {
             [("bus".to_string(), s(bus)), ("name".to_string(), s(a))]
                 .into_iter()

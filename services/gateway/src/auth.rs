@@ -158,7 +158,14 @@ impl Authenticator {
         &self,
         headers: &axum::http::HeaderMap,
     ) -> Result<Principal, ApiError> {
-        if let Some(key) = headers.get("x-api-key") {
+        let api_key = headers.get("x-api-key");
+        if api_key.is_some() && headers.contains_key(axum::http::header::AUTHORIZATION) {
+            // Two credentials are ambiguous: refuse rather than pick one.
+            return Err(ApiError::Unauthorized(
+                "send one credential: x-api-key or Authorization, not both".into(),
+            ));
+        }
+        if let Some(key) = api_key {
             return self
                 .keys
                 .get(&sha256(key.as_bytes()))

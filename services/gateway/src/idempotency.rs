@@ -37,11 +37,13 @@ where
     let key = key
         .to_str()
         .ok()
-        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .filter(|k| {
+            !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..=0x7e).contains(&b))
+        })
         .ok_or_else(|| {
             ApiError::Invalid(sluice_model::FieldError::new(
                 "",
-                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters, no spaces",
             ))
         })?;
     let scoped = scoped_key(principal, route, key);

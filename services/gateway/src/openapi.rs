@@ -8,9 +8,12 @@
 //!   (timeout);
 //! - every operation with a body can answer 400 (malformed JSON, or a
 //!   parameter that cannot be right), 413 (too large), 415 (not JSON) and
-//!   422 (the wrong shape or values).
+//!   422 (the wrong shape or values); one with query parameters, 400;
+//! - the variants of tagged unions (targets, credentials) refuse unknown
+//!   fields, as the server does.
 
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{AdditionalProperties, Schema};
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
 
 const PROBLEM: &str = "application/problem+json";
@@ -50,6 +53,17 @@ fn complete_operation(op: &mut Operation) {
             "The request took longer than the gateway's timeout",
         );
     }
+    let has_query = op.parameters.iter().flatten().any(|p| match p {
+        RefOr::T(p) => p.parameter_in == ParameterIn::Query,
+        RefOr::Ref(_) => false,
+    });
+    if has_query {
+        ensure(
+            op,
+            400,
+            "A query parameter that cannot be right, or an unknown one",
+        );
+    }
     if op.request_body.is_some() {
         ensure(
             op,
@@ -70,8 +84,28 @@ fn complete_operation(op: &mut Operation) {
     }
 }
 
+/// Schemas of internally tagged enums: serde refuses unknown fields in each
+/// variant, which utoipa does not say.
+const CLOSED_UNIONS: &[&str] = &["Target", "Auth"];
+
+fn close_variants(doc: &mut OpenApi) {
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    for name in CLOSED_UNIONS {
+        if let Some(RefOr::T(Schema::OneOf(one_of))) = components.schemas.get_mut(*name) {
+            for item in &mut one_of.items {
+                if let RefOr::T(Schema::Object(o)) = item {
+                    o.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+                }
+            }
+        }
+    }
+}
+
 /// Completes every operation of `doc`.
 pub fn complete(doc: &mut OpenApi) {
+    close_variants(doc);
     for item in doc.paths.paths.values_mut() {
         for op in [
             &mut item.get,

@@ -89,6 +89,18 @@ pub async fn reload_bus(state: &State, bus: &str) {
     }
 }
 
+/// Reloads one rule from the store (absent there: removed here).
+pub async fn reload_rule(state: &State, bus: &str, name: &str) {
+    match state.store.rule(bus, name).await {
+        Ok(record) => state
+            .registry
+            .load_rule(bus, name, record.as_ref(), &ctx(state)),
+        Err(e) => {
+            tracing::warn!(%bus, rule = %name, error = %e, "cannot reload the rule; the next periodic reload will")
+        }
+    }
+}
+
 /// Reloads every rule from the store.
 pub async fn reload_all(state: &State) -> Result<(), sluice_store::StoreError> {
     let records = state.store.all_rules().await?;
@@ -97,14 +109,18 @@ pub async fn reload_all(state: &State) -> Result<(), sluice_store::StoreError> {
     Ok(())
 }
 
-/// Tells every replica that the rules of `bus` changed.
-pub async fn announce(state: &State, bus: &str) {
+/// Tells every replica that rule `name` of `bus` changed (the notice is
+/// `<bus>\n<rule>`; names cannot hold a line feed).
+pub async fn announce(state: &State, bus: &str, name: &str) {
     let subject = state
         .bus
         .names()
         .subject(sluice_bus::subjects::CONTROL_RULES);
     let client = state.bus.client();
-    if let Err(e) = client.publish(subject, bus.to_string().into()).await {
+    if let Err(e) = client
+        .publish(subject, format!("{bus}\n{name}").into())
+        .await
+    {
         tracing::warn!(error = %e, "cannot announce a rule change; other replicas catch up at their next reload");
     }
     let _ = client.flush().await;
@@ -141,9 +157,18 @@ async fn follow_changes(state: Shared, shutdown: CancellationToken) {
                 }
             } => {
                 let Some(m) = m else { notices = None; continue };
-                let bus = String::from_utf8_lossy(&m.payload).into_owned();
-                if sluice_model::names::check_bus(&bus).is_ok() {
-                    reload_bus(&state, &bus).await;
+                let notice = String::from_utf8_lossy(&m.payload).into_owned();
+                match notice.split_once('\n') {
+                    Some((bus, name))
+                        if sluice_model::names::check_bus(bus).is_ok()
+                            && sluice_model::names::check_rule(name).is_ok() =>
+                    {
+                        reload_rule(&state, bus, name).await;
+                    }
+                    None if sluice_model::names::check_bus(&notice).is_ok() => {
+                        reload_bus(&state, &notice).await;
+                    }
+                    _ => tracing::debug!(%notice, "ignoring a malformed rule notice"),
                 }
             }
         }

@@ -2,9 +2,9 @@
 //! swapped in whole, so routing never waits on the store or sees half a
 //! change.
 //!
-//! A replica reloads a bus's rules when it is told they changed (a core
-//! NATS notice on `control.rules` that the replica serving the admin call
-//! publishes after writing the store), and every rule of every bus every
+//! A replica reloads a rule when it is told it changed (a core NATS notice
+//! on `control.rules` that the replica serving the admin call publishes
+//! after writing the store; only the changed bus's matcher is rebuilt), and every rule of every bus every
 //! `SLUICE_TRANSFORMER_RELOAD_INTERVAL`, so a missed notice heals. A
 //! rule that no longer compiles (written by an older version) is skipped
 //! and counted, never half-applied.
@@ -35,7 +35,7 @@ pub struct Snapshot {
     /// Per bus: every rule (enabled or not), by name.
     rules: HashMap<String, HashMap<String, Arc<CompiledRule>>>,
     /// Per bus: the enabled rules' matcher.
-    matchers: HashMap<String, BusRules>,
+    matchers: HashMap<String, Arc<BusRules>>,
     /// Every target of every rule, by key.
     targets: HashMap<String, Arc<CompiledTarget>>,
 }
@@ -44,25 +44,43 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<(Scratch, Vec<usize>)> = Default::default();
 }
 
+fn bus_rules(by_name: &HashMap<String, Arc<CompiledRule>>) -> BusRules {
+    let mut names: Vec<&String> = by_name.keys().collect();
+    names.sort();
+    let mut br = BusRules::default();
+    for name in names {
+        let rule = &by_name[name];
+        if rule.enabled {
+            br.matcher.add(rule.name.as_str(), &rule.pattern);
+            br.rules.push(rule.clone());
+        }
+    }
+    br
+}
+
 impl Snapshot {
-    fn build(rules: HashMap<String, HashMap<String, Arc<CompiledRule>>>) -> Self {
+    /// A snapshot of `rules`, reusing the matchers of `previous` for every
+    /// bus not in `changed` (all are rebuilt when `changed` is `None`).
+    fn build(
+        rules: HashMap<String, HashMap<String, Arc<CompiledRule>>>,
+        previous: Option<(&Snapshot, &str)>,
+    ) -> Self {
         let mut matchers = HashMap::new();
         let mut targets = HashMap::new();
         for (bus, by_name) in &rules {
-            let mut names: Vec<&String> = by_name.keys().collect();
-            names.sort();
-            let mut br = BusRules::default();
-            for name in names {
-                let rule = &by_name[name];
+            for rule in by_name.values() {
                 for t in &rule.targets {
                     targets.insert(t.key.clone(), t.clone());
                 }
-                if rule.enabled {
-                    br.matcher.add(rule.name.as_str(), &rule.pattern);
-                    br.rules.push(rule.clone());
-                }
             }
-            matchers.insert(bus.clone(), br);
+            let reused = match previous {
+                Some((prev, changed)) if changed != bus => prev.matchers.get(bus).cloned(),
+                _ => None,
+            };
+            matchers.insert(
+                bus.clone(),
+                reused.unwrap_or_else(|| Arc::new(bus_rules(by_name))),
+            );
         }
         Self {
             rules,
@@ -180,7 +198,24 @@ impl Registry {
                 .or_default()
                 .insert(r.name.clone(), r);
         }
-        self.swap(Snapshot::build(rules));
+        self.swap(Snapshot::build(rules, None));
+    }
+
+    /// Replaces one rule (`None`: removes it).
+    pub fn load_rule(&self, bus: &str, name: &str, record: Option<&RuleRecord>, ctx: &Ctx<'_>) {
+        let current = self.snapshot();
+        let mut rules = current.rules.clone();
+        let by_name = rules.entry(bus.to_string()).or_default();
+        by_name.remove(name);
+        if let Some(rec) = record {
+            for r in compile_records(std::slice::from_ref(rec), ctx) {
+                by_name.insert(r.name.clone(), r);
+            }
+        }
+        if by_name.is_empty() {
+            rules.remove(bus);
+        }
+        self.swap(Snapshot::build(rules, Some((&current, bus))));
     }
 
     /// Replaces the rules of `bus` with `records`.
@@ -196,7 +231,7 @@ impl Registry {
         } else {
             rules.insert(bus.to_string(), mine);
         }
-        self.swap(Snapshot::build(rules));
+        self.swap(Snapshot::build(rules, Some((&current, bus))));
     }
 }
 

@@ -15,10 +15,13 @@ use crate::Shared;
 /// Paging of the DLQ listing.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Cursor: the `next` of the previous page. Default: from the start.
-    pub after: Option<u64>,
+    #[param(minimum = 0)]
+    pub after: Option<i64>,
     /// Page size, 1 to 100. Default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
 }
 
@@ -32,13 +35,20 @@ pub async fn list(
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
     principal.require(scope::ADMIN)?;
-    let Query(params) = params.map_err(|e| FieldError::new("", e.body_text()))?;
+    let Query(params) = params.map_err(|e| ApiError::BadParameter(e.body_text()))?;
     let limit = params.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
-        return Err(FieldError::new("limit", "must be 1 to 100").into());
+        return Err(ApiError::BadParameter("limit must be 1 to 100".into()));
     }
     Ok(Json(
-        state.bus.dlq_list(params.after.unwrap_or(0), limit).await?,
+        state
+            .bus
+            .dlq_list(
+                u64::try_from(params.after.unwrap_or(0))
+                    .map_err(|_| ApiError::BadParameter("after must not be negative".into()))?,
+                limit,
+            )
+            .await?,
     ))
 }
 
@@ -46,11 +56,13 @@ pub async fn list(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedriveInput {
-    /// Event ids to redrive; absent means all.
+    /// Ids to redrive (as listed; 1 to 1000); absent means all.
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 1000)]
     pub ids: Option<Vec<String>>,
     /// At most this many per call (1 to 10,000). Default 1,000.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "sluice_model::input::int::optional")]
+    #[schema(minimum = 1, maximum = 10000)]
     pub limit: Option<usize>,
 }
 

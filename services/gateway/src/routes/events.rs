@@ -23,8 +23,19 @@ use crate::Shared;
 #[serde(deny_unknown_fields)]
 pub struct BatchInput {
     /// 1 to 100 events.
-    #[schema(value_type = Vec<EventInput>)]
+    #[schema(value_type = Vec<EventInput>, min_items = 1, max_items = 100)]
     pub entries: Vec<Value>,
+}
+
+/// `POST /v1/events` body: one event, or a batch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum EventsBody {
+    /// One event.
+    One(EventInput),
+    /// A batch.
+    Batch(BatchInput),
 }
 
 /// The answer for one accepted event.
@@ -32,6 +43,41 @@ pub struct BatchInput {
 pub struct Accepted {
     /// The event id.
     pub id: String,
+}
+
+/// One entry of a batch's answer: the id, or why it was not accepted.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum BatchEntry {
+    /// Accepted.
+    Accepted(Accepted),
+    /// Not accepted.
+    Failed {
+        /// `ResourceNotFoundException` (no such bus), `ServiceUnavailable`, ...
+        error_code: String,
+        /// What happened.
+        error_message: String,
+    },
+}
+
+/// The answer for a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchAccepted {
+    /// Entries not accepted.
+    pub failed_count: usize,
+    /// One per entry, in order.
+    pub entries: Vec<BatchEntry>,
+}
+
+/// The answer to `POST /v1/events`: one id, or the batch's entries.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum AcceptedBody {
+    /// One event.
+    One(Accepted),
+    /// A batch.
+    Batch(BatchAccepted),
 }
 
 /// An event's status.
@@ -52,11 +98,13 @@ pub struct EventView {
 
 /// Posts one event (`{"source","detail-type","detail",...}`) or a batch (`{"entries":[...]}`).
 #[utoipa::path(post, path = "/v1/events", tag = "events",
-    request_body(content = EventInput, description = "One event, or {\"entries\": [event, ...]} (at most 100)"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 h")),
+    request_body(content = EventsBody, description = "One event, or {\"entries\": [event, ...]} (at most 100)"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 h",
+        pattern = "^[\\x21-\\x7E]{1,255}$")),
     responses(
-        (status = 202, description = "Accepted (queued durably)", body = Accepted),
+        (status = 202, description = "Accepted (queued durably)", body = AcceptedBody),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, description = "The event names a bus that does not exist", body = Problem),
         (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem),
         (status = 422, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
@@ -83,7 +131,9 @@ pub async fn post_events(
             } else {
                 let input: EventInput = body.parse()?;
                 input.validate()?;
-                check_bus(&state2, input.event_bus_name.as_deref(), "").await?;
+                if !bus_exists(&state2, input.event_bus_name.as_deref()).await? {
+                    return Err(no_bus(input.event_bus_name.as_deref()));
+                }
                 let id = seed
                     .map(|s| derive_id(&s, "event/0"))
                     .unwrap_or_else(new_id);
@@ -108,28 +158,37 @@ async fn batch_events(
         );
     }
     // Every entry is checked before any is published: a client mistake never
-    // leaves a partly written batch. Per-entry errors are left for failures
-    // of the queue itself.
+    // leaves a partly written batch. Per-entry errors are left for an
+    // unknown bus and for failures of the queue itself.
     let mut inputs = Vec::with_capacity(entries.len());
     for (i, entry) in entries.into_iter().enumerate() {
         let input: EventInput = sluice_model::from_value(entry)
             .and_then(|e: EventInput| e.validate().map(|()| e))
             .map_err(|e| ApiError::Invalid(e.under(&format!("/entries/{i}"))))?;
-        check_bus(
-            state,
-            input.event_bus_name.as_deref(),
-            &format!("/entries/{i}"),
-        )
-        .await?;
         inputs.push(input);
     }
-    let publishes = inputs.into_iter().enumerate().map(|(i, input)| {
-        let id = seed
-            .as_ref()
-            .map(|s| derive_id(s, &format!("event/{i}")))
-            .unwrap_or_else(new_id);
-        publish_event(state, principal, headers, input, id)
-    });
+    // An entry naming a bus that does not exist fails on its own, as a
+    // PutEvents entry does; the others are accepted.
+    let mut known = Vec::with_capacity(inputs.len());
+    for input in &inputs {
+        known.push(bus_exists(state, input.event_bus_name.as_deref()).await?);
+    }
+    let publishes = inputs
+        .into_iter()
+        .zip(known)
+        .enumerate()
+        .map(|(i, (input, known))| {
+            let id = seed
+                .as_ref()
+                .map(|s| derive_id(s, &format!("event/{i}")))
+                .unwrap_or_else(new_id);
+            async move {
+                if !known {
+                    return Err(no_bus(input.event_bus_name.as_deref()));
+                }
+                publish_event(state, principal, headers, input, id).await
+            }
+        });
     let results = futures::future::join_all(publishes).await;
     let mut failed = 0;
     let mut unavailable = 0;
@@ -145,6 +204,7 @@ async fn batch_events(
                         "ServiceUnavailable"
                     }
                     ApiError::Invalid(_) => "ValidationError",
+                    ApiError::NotFound(_) => "ResourceNotFoundException",
                     _ => "InternalFailure",
                 };
                 json!({ "error_code": code, "error_message": e.to_string() })
@@ -162,19 +222,21 @@ async fn batch_events(
     ))
 }
 
-/// An event naming a bus that does not exist is refused (422), as
-/// EventBridge refuses PutEvents entries for an unknown bus.
-async fn check_bus(state: &Shared, bus: Option<&str>, at: &str) -> Result<(), ApiError> {
-    let Some(bus) = bus else { return Ok(()) };
-    if state.buses.exists(&state.store, bus).await? {
-        Ok(())
-    } else {
-        Err(FieldError::new(
-            format!("{at}/event-bus-name"),
-            format!("there is no bus named {bus:?}"),
-        )
-        .into())
+/// Whether the bus an event names exists (no name: the default bus).
+async fn bus_exists(state: &Shared, bus: Option<&str>) -> Result<bool, ApiError> {
+    match bus {
+        None => Ok(true),
+        Some(bus) => Ok(state.buses.exists(&state.store, bus).await?),
     }
+}
+
+/// An event naming a bus that does not exist: 404, as EventBridge answers
+/// ResourceNotFoundException.
+fn no_bus(bus: Option<&str>) -> ApiError {
+    ApiError::NotFound(format!(
+        "there is no bus named {:?}",
+        bus.unwrap_or_default()
+    ))
 }
 
 /// Publishes one validated event; returns its id once JetStream has it.

@@ -21,12 +21,14 @@ const MAX_STOCK: i64 = 1_000_000_000;
 #[serde(deny_unknown_fields)]
 pub struct StockInput {
     /// Units available, 0 to 1e9.
+    #[serde(deserialize_with = "sluice_model::input::int::required")]
+    #[schema(minimum = 0, maximum = 1000000000)]
     pub available: i64,
 }
 
 /// Sets the units available for a SKU.
 #[utoipa::path(put, path = "/v1/inventory/{sku}", tag = "inventory", request_body = StockInput,
-    params(("sku" = String, Path)),
+    params(("sku" = String, Path, pattern = "^[-_.A-Za-z0-9]{1,64}$")),
     responses((status = 200, body = Object), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn put_stock(

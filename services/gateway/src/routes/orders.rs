@@ -19,7 +19,8 @@ use crate::Shared;
 
 /// Places an order; it is confirmed or rejected asynchronously.
 #[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = OrderInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 h")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 h",
+        pattern = "^[\\x21-\\x7E]{1,255}$")),
     responses(
         (status = 202, description = "Accepted: {\"order_id\", \"status\": \"PENDING\"}", body = Object),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),

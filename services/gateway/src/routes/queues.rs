@@ -63,15 +63,15 @@ impl From<v1::Queue> for Queue {
 #[serde(deny_unknown_fields)]
 pub struct QueueInput {
     /// 0 to 43200. Default 30.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "sluice_model::input::int::optional")]
     #[schema(minimum = 0, maximum = 43200)]
     pub visibility_timeout_seconds: Option<u32>,
     /// 1 to 1000. Default 5.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "sluice_model::input::int::optional")]
     #[schema(minimum = 1, maximum = 1000)]
     pub max_receive_count: Option<u32>,
     /// 60 to 1209600 (14 days). Default 345600 (4 days).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "sluice_model::input::int::optional")]
     #[schema(minimum = 60, maximum = 1209600)]
     pub retention_seconds: Option<u32>,
 }
@@ -109,11 +109,11 @@ pub struct Sent {
 #[serde(deny_unknown_fields)]
 pub struct ReceiveInput {
     /// 1 to 10. Default 1.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "sluice_model::input::int::optional")]
     #[schema(minimum = 1, maximum = 10)]
     pub max_messages: Option<usize>,
     /// Seconds to wait for a first message, 0 to 20. Default 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "sluice_model::input::int::optional")]
     #[schema(minimum = 0, maximum = 20)]
     pub wait_time_seconds: Option<u64>,
 }
@@ -148,6 +148,7 @@ pub struct Received {
 #[serde(deny_unknown_fields)]
 pub struct VisibilityInput {
     /// Seconds until it can be received again, 0 to 43200 (0: at once).
+    #[serde(deserialize_with = "sluice_model::input::int::required")]
     #[schema(minimum = 0, maximum = 43200)]
     pub visibility_timeout_seconds: u64,
 }
@@ -158,7 +159,8 @@ fn no_queue(name: &str) -> ApiError {
 
 fn bus_error(e: BusError) -> ApiError {
     match e {
-        BusError::Receipt(m) => ApiError::BadParameter(m),
+        // A handle this queue did not give out names nothing here.
+        BusError::Receipt(m) => ApiError::NotFound(m),
         other => other.into(),
     }
 }
@@ -229,7 +231,7 @@ pub async fn put(
 
 /// A queue, with its depth.
 #[utoipa::path(get, path = "/v1/queues/{queue}", tag = "queues",
-    params(("queue" = String, Path)),
+    params(("queue" = String, Path, pattern = "^[-_A-Za-z0-9]{1,80}$")),
     responses((status = 200, body = Queue), (status = 404, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn get(
@@ -248,7 +250,7 @@ pub async fn get(
 
 /// Deletes a queue and its messages (409 while a rule's target sends to it).
 #[utoipa::path(delete, path = "/v1/queues/{queue}", tag = "queues",
-    params(("queue" = String, Path)),
+    params(("queue" = String, Path, pattern = "^[-_A-Za-z0-9]{1,80}$")),
     responses((status = 204, description = "Deleted"), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn delete(
@@ -266,7 +268,7 @@ pub async fn delete(
 
 /// Sends a message; 200 once it is stored.
 #[utoipa::path(post, path = "/v1/queues/{queue}/messages", tag = "queues", request_body = SendInput,
-    params(("queue" = String, Path)),
+    params(("queue" = String, Path, pattern = "^[-_A-Za-z0-9]{1,80}$")),
     responses((status = 200, body = Sent), (status = 404, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn send(
@@ -306,7 +308,7 @@ pub async fn send(
 /// delete it when done, or it is received again (and after the queue's
 /// max receive count it goes to the dead-letter queue).
 #[utoipa::path(post, path = "/v1/queues/{queue}/receive", tag = "queues", request_body = ReceiveInput,
-    params(("queue" = String, Path)),
+    params(("queue" = String, Path, pattern = "^[-_A-Za-z0-9]{1,80}$")),
     responses((status = 200, body = Received), (status = 404, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn receive(
@@ -376,8 +378,8 @@ pub async fn receive(
 
 /// Deletes a received message by its receipt handle.
 #[utoipa::path(delete, path = "/v1/queues/{queue}/messages/{receipt_handle}", tag = "queues",
-    params(("queue" = String, Path), ("receipt_handle" = String, Path)),
-    responses((status = 204, description = "Deleted"), (status = 400, description = "Not a receipt handle of this queue", body = Problem)),
+    params(("queue" = String, Path, pattern = "^[-_A-Za-z0-9]{1,80}$"), ("receipt_handle" = String, Path, pattern = "^[-_A-Za-z0-9]{16,1024}$")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Not a receipt handle of this queue", body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn delete_message(
     State(state): State<Shared>,
@@ -396,8 +398,8 @@ pub async fn delete_message(
 /// Makes a received message visible again after `visibility_timeout_seconds`.
 #[utoipa::path(post, path = "/v1/queues/{queue}/messages/{receipt_handle}/visibility", tag = "queues",
     request_body = VisibilityInput,
-    params(("queue" = String, Path), ("receipt_handle" = String, Path)),
-    responses((status = 204, description = "Changed"), (status = 400, description = "Not a receipt handle of this queue", body = Problem)),
+    params(("queue" = String, Path, pattern = "^[-_A-Za-z0-9]{1,80}$"), ("receipt_handle" = String, Path, pattern = "^[-_A-Za-z0-9]{16,1024}$")),
+    responses((status = 204, description = "Changed"), (status = 404, description = "Not a receipt handle of this queue", body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn change_visibility(
     State(state): State<Shared>,

@@ -101,9 +101,15 @@ impl BusApi {
     /// After a write: reload the bus here, tell the other replicas (so
     /// their workers of removed targets stop), then remove what removed
     /// targets left behind: their consumers and waiting deliveries.
-    async fn after_write(&self, bus: &str, before: Option<&v1::Rule>, after: Option<&v1::Rule>) {
-        crate::reload_bus(&self.state, bus).await;
-        crate::announce(&self.state, bus).await;
+    async fn after_write(
+        &self,
+        bus: &str,
+        name: &str,
+        before: Option<&v1::Rule>,
+        after: Option<&v1::Rule>,
+    ) {
+        crate::reload_rule(&self.state, bus, name).await;
+        crate::announce(&self.state, bus, name).await;
         let kept: Vec<&str> = after
             .map(|r| r.targets.iter().map(|t| t.id.as_str()).collect())
             .unwrap_or_default();
@@ -173,7 +179,7 @@ impl BusApi {
                     spec: for_storage(&compiled.proto),
                     ..rec
                 })?;
-                self.after_write(&rule.bus, before.as_ref(), Some(&stored))
+                self.after_write(&rule.bus, &rule.name, before.as_ref(), Some(&stored))
                     .await;
                 return Ok((model::redacted(&stored), existing.is_none()));
             }
@@ -211,7 +217,8 @@ impl BusApi {
                     spec: for_storage(&compiled.proto),
                     ..rec
                 })?;
-                self.after_write(bus, Some(&before), Some(&stored)).await;
+                self.after_write(bus, name, Some(&before), Some(&stored))
+                    .await;
                 return Ok((model::redacted(&stored), created));
             }
         }
@@ -397,7 +404,7 @@ impl EventBus for BusApi {
         let after = if req.next.is_empty() {
             None
         } else {
-            if names::check_rule(&req.next).is_err() || !req.next.starts_with(&req.prefix) {
+            if names::check_rule(&req.next).is_err() {
                 return Err(AdminError::Invalid(Violation::new(
                     "/next",
                     "is not a cursor of this listing",
@@ -448,7 +455,8 @@ impl EventBus for BusApi {
         {
             return Err(not_found().into());
         }
-        self.after_write(&req.bus, Some(&before), None).await;
+        self.after_write(&req.bus, &req.name, Some(&before), None)
+            .await;
         Ok(Response::new(v1::DeleteRuleResponse {}))
     }
 

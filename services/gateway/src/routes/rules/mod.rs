@@ -96,7 +96,7 @@ pub async fn put_bus(
 
 /// A bus.
 #[utoipa::path(get, path = "/v1/buses/{bus}", tag = "buses",
-    params(("bus" = String, Path)),
+    params(("bus" = String, Path, pattern = "^[.\\-_A-Za-z0-9]{1,256}$")),
     responses((status = 200, body = Bus), (status = 404, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn get_bus(
@@ -115,7 +115,7 @@ pub async fn get_bus(
 
 /// Deletes a custom bus that has no rules.
 #[utoipa::path(delete, path = "/v1/buses/{bus}", tag = "buses",
-    params(("bus" = String, Path)),
+    params(("bus" = String, Path, pattern = "^[.\\-_A-Za-z0-9]{1,256}$")),
     responses((status = 204, description = "Deleted"), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn delete_bus(
@@ -142,15 +142,32 @@ pub struct RuleListParams {
     pub prefix: Option<String>,
     /// Page size, 1 to 100. Default 50.
     #[param(minimum = 1, maximum = 100)]
+    #[serde(default, deserialize_with = "query_int")]
     pub limit: Option<u32>,
     /// The `next` of the previous page.
     #[param(pattern = "^[.\\-_A-Za-z0-9]{1,64}$")]
     pub next: Option<String>,
 }
 
+/// A query integer, also written `5.0`.
+fn query_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error;
+    let Some(text) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let n: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| D::Error::custom("limit must be an integer"))?;
+    if n.fract() != 0.0 || !(0.0..=f64::from(u32::MAX)).contains(&n) {
+        return Err(D::Error::custom("limit must be an integer from 1 to 100"));
+    }
+    Ok(Some(n as u32))
+}
+
 /// Lists a bus's rules in name order, a page at a time.
 #[utoipa::path(get, path = "/v1/buses/{bus}/rules", tag = "rules",
-    params(("bus" = String, Path), RuleListParams),
+    params(("bus" = String, Path, pattern = "^[.\\-_A-Za-z0-9]{1,256}$"), RuleListParams),
     responses((status = 200, body = RulePage), (status = 404, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn list_rules(
@@ -161,6 +178,9 @@ pub async fn list_rules(
 ) -> Result<Json<RulePage>, ApiError> {
     principal.require(scope::RULES_READ)?;
     let Query(params) = params.map_err(|e| ApiError::BadParameter(e.body_text()))?;
+    if params.next.as_deref() == Some("") {
+        return Err(ApiError::BadParameter("next must not be empty".into()));
+    }
     let limit = params.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::BadParameter("limit must be 1 to 100".into()));
@@ -224,7 +244,7 @@ pub async fn put_rule(
 
 /// A rule (secrets redacted).
 #[utoipa::path(get, path = "/v1/buses/{bus}/rules/{name}", tag = "rules",
-    params(("bus" = String, Path), ("name" = String, Path)),
+    params(("bus" = String, Path, pattern = "^[.\\-_A-Za-z0-9]{1,256}$"), ("name" = String, Path, pattern = "^[.\\-_A-Za-z0-9]{1,64}$")),
     responses((status = 200, body = Rule), (status = 404, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn get_rule(
@@ -243,7 +263,7 @@ pub async fn get_rule(
 
 /// Deletes a rule; deliveries its targets still hold are discarded.
 #[utoipa::path(delete, path = "/v1/buses/{bus}/rules/{name}", tag = "rules",
-    params(("bus" = String, Path), ("name" = String, Path)),
+    params(("bus" = String, Path, pattern = "^[.\\-_A-Za-z0-9]{1,256}$"), ("name" = String, Path, pattern = "^[.\\-_A-Za-z0-9]{1,64}$")),
     responses((status = 204, description = "Deleted"), (status = 404, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn delete_rule(
@@ -261,7 +281,7 @@ pub async fn delete_rule(
 
 /// Adds a target to a rule (201), or replaces the one with its id (200).
 #[utoipa::path(post, path = "/v1/buses/{bus}/rules/{name}/targets", tag = "rules", request_body = Target,
-    params(("bus" = String, Path), ("name" = String, Path)),
+    params(("bus" = String, Path, pattern = "^[.\\-_A-Za-z0-9]{1,256}$"), ("name" = String, Path, pattern = "^[.\\-_A-Za-z0-9]{1,64}$")),
     responses((status = 200, body = Rule), (status = 201, body = Rule),
         (status = 400, description = "Invalid target", body = Problem),
         (status = 404, body = Problem), (status = 409, description = "The rule has 5 targets", body = Problem)),
@@ -293,7 +313,7 @@ pub async fn put_target(
 
 /// Removes a target from a rule; deliveries it still holds are discarded.
 #[utoipa::path(delete, path = "/v1/buses/{bus}/rules/{name}/targets/{id}", tag = "rules",
-    params(("bus" = String, Path), ("name" = String, Path), ("id" = String, Path)),
+    params(("bus" = String, Path, pattern = "^[.\\-_A-Za-z0-9]{1,256}$"), ("name" = String, Path, pattern = "^[.\\-_A-Za-z0-9]{1,64}$"), ("id" = String, Path, pattern = "^[.\\-_A-Za-z0-9]{1,64}$")),
     responses((status = 204, description = "Removed"), (status = 404, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn remove_target(

@@ -38,11 +38,22 @@ pub struct TestFilterPolicy {
     pub filter_policy: Value,
     /// `MessageAttributes` (default) or `MessageBody`.
     #[serde(default)]
+    #[schema(value_type = Option<FilterScope>)]
     pub scope: Option<String>,
     /// The body object (MessageBody) or the attributes map (MessageAttributes),
     /// e.g. `{"color": {"Type": "String", "Value": "red"}}`.
     #[schema(value_type = Object)]
     pub message: Value,
+}
+
+/// Which part of a message a filter policy applies to.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub enum FilterScope {
+    /// The message attributes.
+    MessageAttributes,
+    /// The message body (JSON).
+    MessageBody,
 }
 
 /// `POST /v1/rules/test-input-transformer` body.

@@ -55,10 +55,7 @@ impl From<v1::Bus> for Bus {
 pub struct BusInput {
     /// What the bus is for (at most 512 characters).
     #[serde(default)]
-    #[schema(
-        max_length = 512,
-        pattern = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F]*$"
-    )]
+    #[schema(max_length = 512, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
     pub description: Option<String>,
 }
 
@@ -77,12 +74,20 @@ pub enum RuleState {
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Retries after the first attempt, 0 to 185. Default 185.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "sluice_model::input::int::optional"
+    )]
     #[schema(minimum = 0, maximum = 185)]
     pub maximum_retry_attempts: Option<u32>,
     /// A delivery older than this (seconds) is dead-lettered instead of
     /// retried, 60 to 86400. Default 86400.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "sluice_model::input::int::optional"
+    )]
     #[schema(minimum = 60, maximum = 86400)]
     pub maximum_event_age_seconds: Option<u32>,
 }
@@ -195,7 +200,7 @@ macro_rules! target {
                     $( $(#[$fm])* $field: $ty, )*
                     /// A constant JSON value sent instead of the event.
                     #[serde(default, skip_serializing_if = "Option::is_none")]
-                    #[schema(value_type = Option<Object>)]
+                    #[schema(value_type = Option<serde_json::Value>)]
                     input: Option<Value>,
                     /// A JSON path: the part of the event sent (EventBridge's InputPath).
                     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,7 +213,7 @@ macro_rules! target {
                     #[serde(default, skip_serializing_if = "Option::is_none")]
                     retry_policy: Option<RetryPolicy>,
                     /// Deliveries in flight at once across the transformer's replicas, 1 to 1000.
-                    #[serde(default, skip_serializing_if = "Option::is_none")]
+                    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "sluice_model::input::int::optional")]
                     #[schema(minimum = 1, maximum = 1000)]
                     max_concurrency: Option<u32>,
                     /// Deliveries per second across replicas, 0.01 to 10000. Unset: unlimited.
@@ -250,7 +255,7 @@ target! {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         auth: Option<Auth>,
         /// Seconds one attempt may take, 1 to 60. Default 10.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "sluice_model::input::int::optional")]
         #[schema(minimum = 1, maximum = 60)]
         timeout_seconds: Option<u32>,
     }
@@ -286,10 +291,7 @@ pub struct RuleInput {
     pub state: Option<RuleState>,
     /// At most 512 characters.
     #[serde(default)]
-    #[schema(
-        max_length = 512,
-        pattern = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F]*$"
-    )]
+    #[schema(max_length = 512, pattern = "^[^\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F]*$")]
     pub description: Option<String>,
     /// At most 5, ids unique.
     #[serde(default)]

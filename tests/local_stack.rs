@@ -1,0 +1,162 @@
+//! `make up` (scripts/up.sh) as a user runs it: everything starts and
+//! serves, and running it again brings back whatever is not serving,
+//! whatever state its pid is in (exited, SIGKILLed and not yet reaped,
+//! alive but stopped); `make down` stops everything.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use sluice_testkit::{free_port, repo_root};
+
+struct LocalStack {
+    state: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl LocalStack {
+    fn new() -> Self {
+        let state = tempfile::Builder::new()
+            .prefix("sluice-up-")
+            .tempdir()
+            .unwrap();
+        let mut env: Vec<(String, String)> = [
+            "SLUICE_NATS_PORT",
+            "SLUICE_NATS_MONITOR_PORT",
+            "SLUICE_DYNAMO_PORT",
+            "SLUICE_GATEWAY_PORT",
+            "SLUICE_PROCESSOR_PORT",
+            "SLUICE_TRANSFORMER_PORT",
+            "SLUICE_TRANSFORMER_GRPC_PORT",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), free_port().to_string()))
+        .collect();
+        env.push((
+            "SLUICE_STATE_DIR".into(),
+            state.path().display().to_string(),
+        ));
+        env.push(("SLUICE_PROFILE".into(), "debug".into()));
+        env.push(("SLUICE_NATS_SYNC".into(), "default".into()));
+        Self { state, env }
+    }
+
+    fn port(&self, name: &str) -> String {
+        self.env.iter().find(|(k, _)| k == name).unwrap().1.clone()
+    }
+
+    fn script(&self, name: &str) -> (bool, String) {
+        let out = std::process::Command::new("bash")
+            .arg(repo_root().join("scripts").join(name))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("run script");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    fn pid(&self, name: &str) -> i32 {
+        std::fs::read_to_string(self.state.path().join("run").join(format!("{name}.pid")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.state.path().to_path_buf()
+    }
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        let _ = self.script("down.sh");
+    }
+}
+
+fn signal(pid: i32, sig: &str) {
+    std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+}
+
+async fn serving(port: &str) -> bool {
+    reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false)
+}
+
+fn alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[tokio::test]
+async fn make_up_brings_back_whatever_is_not_serving() {
+    let stack = LocalStack::new();
+    let (ok, out) = stack.script("up.sh");
+    assert!(ok, "first make up failed:\n{out}");
+    assert!(out.contains("sluice is up"), "{out}");
+    let env = std::fs::read_to_string(stack.dir().join("dev.env")).unwrap();
+    assert!(
+        env.contains("SLUICE_GATEWAY_URL=") && env.contains("SLUICE_API_KEY="),
+        "{env}"
+    );
+    for port in [
+        "SLUICE_GATEWAY_PORT",
+        "SLUICE_PROCESSOR_PORT",
+        "SLUICE_TRANSFORMER_PORT",
+    ] {
+        assert!(serving(&stack.port(port)).await, "{port} not serving");
+    }
+
+    // Again, with everything up: nothing is restarted.
+    let (ok, out) = stack.script("up.sh");
+    assert!(ok, "{out}");
+    assert!(!out.contains("started"), "{out}");
+
+    // SIGKILLed (a zombie until someone reaps it) and stopped (alive, not serving).
+    let gateway = stack.pid("gateway");
+    signal(gateway, "-KILL");
+    let transformer = stack.pid("transformer");
+    signal(transformer, "-STOP");
+    let (ok, out) = stack.script("up.sh");
+    assert!(ok, "make up after a kill failed:\n{out}");
+    assert!(out.contains("started gateway"), "{out}");
+    assert!(
+        out.contains("transformer") && out.contains("not serving"),
+        "{out}"
+    );
+    assert_ne!(stack.pid("gateway"), gateway);
+    assert_ne!(stack.pid("transformer"), transformer);
+    for port in ["SLUICE_GATEWAY_PORT", "SLUICE_TRANSFORMER_PORT"] {
+        assert!(serving(&stack.port(port)).await, "{port} not serving again");
+    }
+    assert!(
+        !alive(transformer) || {
+            let stat =
+                std::fs::read_to_string(format!("/proc/{transformer}/stat")).unwrap_or_default();
+            stat.contains(") Z")
+        },
+        "the stopped transformer was not replaced"
+    );
+
+    let processor = stack.pid("processor");
+    let (ok, out) = stack.script("down.sh");
+    assert!(ok, "{out}");
+    assert!(out.contains("stopped processor"), "{out}");
+    assert!(!serving(&stack.port("SLUICE_GATEWAY_PORT")).await);
+    let gone = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        !alive(processor)
+            || std::fs::read_to_string(format!("/proc/{processor}/stat"))
+                .unwrap_or_default()
+                .contains(") Z")
+    });
+    assert!(gone, "processor still running after make down");
+}
