@@ -40,10 +40,13 @@ lint: deps ## formatting, clippy (warnings denied), cargo deny
 fmt:
 	$(CARGO) fmt --all
 
-bench: deps ## ingest and pattern-matching benchmarks; results in bench/results/
+BENCH_ROUNDS ?= 3
+
+bench: deps ## ingest, event bus and pattern-matching benchmarks, BENCH_ROUNDS rounds each (medians); results in bench/results/
 	$(CARGO) build --release --bins
-	$(CARGO) run --release -p sluice-bench -- --out bench/results
-	bash scripts/bench-patterns.sh
+	$(CARGO) run --release -p sluice-bench -- --out bench/results --rounds $(BENCH_ROUNDS)
+	$(CARGO) run --release -p sluice-bench -- --suite bus --no-fsync --out bench/results --rounds $(BENCH_ROUNDS)
+	ROUNDS=$(BENCH_ROUNDS) bash scripts/bench-patterns.sh
 
 clean: down
 	rm -rf .sluice
