@@ -114,6 +114,57 @@ async fn a_stuck_then_failing_target_never_holds_back_a_healthy_one() {
 }
 
 #[tokio::test]
+async fn a_target_with_a_full_backlog_refuses_new_deliveries_and_holds_back_no_other() {
+    let stack = Stack::start("tgtfull", &[("SLUICE_TARGET_MAX_BACKLOG", "3")])
+        .await
+        .unwrap();
+    let healthy = Receiver::start().await;
+    let stuck = Receiver::start().await;
+    stuck.hold();
+    put_rule(
+        &stack,
+        "two",
+        json!({"event_pattern": {"source": ["shop"]}, "targets": [
+            {"type": "http", "id": "healthy", "url": healthy.url},
+            {"type": "http", "id": "stuck", "url": stuck.url, "timeout_seconds": 60, "max_concurrency": 1}
+        ]}),
+    )
+    .await;
+    // One event at a time, so the healthy target's own backlog never fills.
+    for n in 0..10 {
+        post(&stack, n).await;
+        assert_eventually!(
+            healthy.count() == n as usize + 1,
+            "healthy target held back\n{}",
+            stack.logs()
+        );
+    }
+    // The stuck one's subject holds three (one in flight, two waiting); the
+    // rest were dead-lettered at once.
+    assert_eventually!(
+        dead_letters(&stack).await.len() == 7,
+        "refused deliveries not dead-lettered: {}\n{}",
+        dead_letters(&stack).await.len(),
+        stack.logs()
+    );
+    let entry = &dead_letters(&stack).await[0];
+    assert_eq!(entry["target"], "stuck");
+    assert!(
+        entry["reason"]
+            .as_str()
+            .unwrap()
+            .contains("SLUICE_TARGET_MAX_BACKLOG"),
+        "{entry}"
+    );
+    stuck.release();
+    assert_eventually!(
+        stuck.count() == 3,
+        "the held backlog is delivered: {}",
+        stuck.count()
+    );
+}
+
+#[tokio::test]
 async fn a_terminal_4xx_is_dead_lettered_at_once_and_redrive_delivers() {
     let stack = Stack::start("tgt4xx", FAST).await.unwrap();
     let target = Receiver::start().await;

@@ -121,12 +121,21 @@ async fn one_trace_spans_the_gateway_request_and_the_processing() {
         stack.logs()
     );
     // The processor's log line for this event carries the caller's trace id.
-    let log = std::fs::read_to_string(stack.servers.dir.path().join("processor.log")).unwrap();
-    let line = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|l| l["span"]["event_id"] == id.as_str())
-        .unwrap_or_else(|| panic!("no processor log line for {id}\n{log}"));
+    // It is written after the status, so it may trail it by a moment.
+    let log_path = stack.servers.dir.path().join("processor.log");
+    let processor_line = || {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["span"]["event_id"] == id.as_str())
+    };
+    assert_eventually!(
+        processor_line().is_some(),
+        "no processor log line for {id}\n{}",
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    );
+    let line = processor_line().unwrap();
     assert_eq!(line["span"]["trace_id"], trace_id, "{line}");
     // And the event it put on the bus continues the same trace.
     let stream = stack

@@ -106,6 +106,19 @@ pub struct RedriveReport {
     pub not_found: Vec<String>,
     /// Whether more dead letters remain beyond the limit of this call.
     pub more: bool,
+    /// Dead letters that could not be redriven (their queue is gone, say);
+    /// they stay in the DLQ.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<RedriveFailure>,
+}
+
+/// A dead letter that could not be redriven, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct RedriveFailure {
+    /// Its id.
+    pub id: String,
+    /// Why.
+    pub reason: String,
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -269,8 +282,17 @@ impl Bus {
                 }
                 headers.insert(h::REDRIVEN_FROM, dl.seq.to_string().as_str());
                 let msg_id = format!("{}:redrive:{}", dl.id, dl.seq);
-                self.publish_raw(&dl.subject, &msg_id, dl.raw_payload.clone(), headers)
-                    .await?;
+                if let Err(e) = self
+                    .publish_raw(&dl.subject, &msg_id, dl.raw_payload.clone(), headers)
+                    .await
+                {
+                    // One entry that cannot go back does not stop the others.
+                    report.failed.push(RedriveFailure {
+                        id: dl.id,
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
                 stream
                     .delete_message(dl.seq)
                     .await

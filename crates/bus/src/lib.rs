@@ -6,6 +6,8 @@
 //! - [`Bus`]: a connection with the streams declared, publishing with
 //!   `Nats-Msg-Id` de-duplication and W3C trace context in the headers.
 //! - [`dlq`]: dead-lettering, listing and redriving.
+//! - [`queues`]: sluice queues (SQS semantics) for workers in any language.
+//! - [`work`]: the consuming loop every worker runs.
 
 #![forbid(unsafe_code)]
 
@@ -14,6 +16,7 @@ pub mod headers;
 pub mod queues;
 pub mod streams;
 pub mod subjects;
+pub mod work;
 
 use std::time::Duration;
 
@@ -51,6 +54,18 @@ pub enum BusError {
         subject: String,
         /// Why.
         reason: String,
+    },
+    /// The subject holds as many messages as its stream allows per subject.
+    #[error("{subject} is full")]
+    SubjectFull {
+        /// Subject.
+        subject: String,
+    },
+    /// The message is larger than the stream accepts.
+    #[error("the message is too large for {subject}")]
+    TooLarge {
+        /// Subject.
+        subject: String,
     },
     /// No stream stores the subject (a queue that does not exist).
     #[error("no stream stores {subject}")]
@@ -181,15 +196,23 @@ impl Bus {
             .headers(headers)
             .message_id(msg_id);
         let err = |e: jetstream::context::PublishError| {
-            if e.kind() == jetstream::context::PublishErrorKind::StreamNotFound {
-                BusError::NoStream {
-                    subject: subject.clone(),
+            let subject = subject.clone();
+            let text = e.to_string();
+            match e.kind() {
+                jetstream::context::PublishErrorKind::StreamNotFound => {
+                    BusError::NoStream { subject }
                 }
-            } else {
-                BusError::Publish {
-                    subject: subject.clone(),
-                    reason: e.to_string(),
+                jetstream::context::PublishErrorKind::MaxPayloadExceeded => {
+                    BusError::TooLarge { subject }
                 }
+                _ if text.contains("maximum messages per subject") => {
+                    BusError::SubjectFull { subject }
+                }
+                _ if text.contains("maximum message size") => BusError::TooLarge { subject },
+                _ => BusError::Publish {
+                    subject,
+                    reason: text,
+                },
             }
         };
         let ack = self

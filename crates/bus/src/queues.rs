@@ -222,6 +222,9 @@ impl Bus {
         let Some(mut consumer) = self.queue_consumer(name).await? else {
             return Ok(None);
         };
+        if max == 0 {
+            return Ok(Some(Vec::new()));
+        }
         let max_receive = max_receive_of(&consumer.cached_info().config);
         let _ = consumer.info().await;
         let mut got: Vec<Message> = Vec::with_capacity(max);
@@ -237,22 +240,37 @@ impl Bus {
             if let Some(m) = first.next().await {
                 got.push(m.map_err(BusError::request)?);
             }
+            drop(first);
         }
         let rest = max - got.len();
         if rest > 0 && (wait.is_zero() || !got.is_empty()) {
-            let mut more = consumer
-                .fetch()
-                .max_messages(rest)
-                .messages()
-                .await
-                .map_err(BusError::request)?;
-            while let Some(m) = more.next().await {
-                got.push(m.map_err(BusError::request)?);
+            // From here on, what was pulled is returned whatever fails:
+            // a message dropped here would stay invisible, its receive
+            // count raised, unseen.
+            match consumer.fetch().max_messages(rest).messages().await {
+                Ok(mut more) => {
+                    while let Some(m) = more.next().await {
+                        match m {
+                            Ok(m) => got.push(m),
+                            Err(e) => {
+                                tracing::debug!(error = %e, "queue fetch ended early");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) if got.is_empty() => return Err(BusError::request(e)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "queue fetch failed; returning what was received")
+                }
             }
         }
         let mut out = Vec::with_capacity(got.len());
         for msg in got {
-            let info = msg.info().map_err(BusError::request)?;
+            let Ok(info) = msg.info() else {
+                let _ = msg.ack_with(async_nats::jetstream::AckKind::Term).await;
+                continue;
+            };
             let (delivered, published, stream, seq) = (
                 u64::try_from(info.delivered).unwrap_or(0),
                 info.published,
@@ -284,10 +302,22 @@ impl Bus {
                     source_seq: seq,
                     last_response: None,
                 };
-                self.dead_letter_to(&subjects::dlq_queue(name), &failure)
-                    .await?;
-                msg.double_ack().await.map_err(BusError::request)?;
-                metrics::counter!("sluice.queues.dead_lettered").increment(1);
+                match self
+                    .dead_letter_to(&subjects::dlq_queue(name), &failure)
+                    .await
+                {
+                    Ok(()) => {
+                        let _ = msg.double_ack().await;
+                        metrics::counter!("sluice.queues.dead_lettered").increment(1);
+                    }
+                    Err(e) => {
+                        // Visible again at once; the next receive tries again.
+                        tracing::warn!(error = %e, "cannot dead-letter a queue message");
+                        let _ = msg
+                            .ack_with(async_nats::jetstream::AckKind::Nak(None))
+                            .await;
+                    }
+                }
                 continue;
             }
             let Some(reply) = msg.reply.as_ref() else {

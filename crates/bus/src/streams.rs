@@ -52,6 +52,11 @@ pub struct QueueConfig {
     /// `SLUICE_BUS_RETENTION`: how long bus events are kept (the archive). Default 7d.
     #[serde(serialize_with = "serialize_duration")]
     pub bus_retention: Duration,
+    /// `SLUICE_TARGET_MAX_BACKLOG`: deliveries one rule target may have
+    /// waiting. Past it, a new delivery to that target is dead-lettered, so a
+    /// dead target can never fill the deliveries stream for the others.
+    /// Default 100000.
+    pub target_max_backlog: i64,
 }
 
 impl QueueConfig {
@@ -99,6 +104,11 @@ impl QueueConfig {
             dlq_retention: env
                 .duration("SLUICE_DLQ_RETENTION", Duration::from_secs(14 * 86_400))?,
             bus_retention: env.duration("SLUICE_BUS_RETENTION", Duration::from_secs(7 * 86_400))?,
+            target_max_backlog: env.number(
+                "SLUICE_TARGET_MAX_BACKLOG",
+                100_000,
+                1..=100_000_000,
+            )?,
         })
     }
 
@@ -197,105 +207,128 @@ fn clamp_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// The ingest work queue: each message is consumed once by the processor's
-/// durable consumer and removed when acknowledged. Full → refuse new (never
-/// drop accepted events).
-pub fn ingest_stream(names: &Names, q: &QueueConfig, replicas: usize) -> Config {
+/// What every sluice stream shares: file storage, a size limit, 1 MiB
+/// messages, the de-duplication window, replicas, direct gets.
+fn stream(
+    name: String,
+    subject: &str,
+    names: &Names,
+    q: &QueueConfig,
+    replicas: usize,
+    description: &str,
+) -> Config {
     Config {
-        name: names.ingest(),
-        subjects: vec![names.subject(crate::subjects::INGEST_ALL)],
-        retention: RetentionPolicy::WorkQueue,
+        name,
+        subjects: vec![names.subject(subject)],
         storage: StorageType::File,
-        discard: DiscardPolicy::New,
-        max_age: q.retention,
         max_bytes: clamp_i64(q.max_bytes),
         max_message_size: 1 << 20,
         duplicate_window: q.dedupe_window,
         num_replicas: replicas,
-        // Direct gets by subject answer "is this event still queued?".
         allow_direct: true,
-        description: Some("sluice ingest work queue".into()),
+        description: Some(description.into()),
         ..Default::default()
+    }
+}
+
+/// The ingest work queue: each message is consumed once by the processor's
+/// durable consumer and removed when acknowledged. Full → refuse new (never
+/// drop accepted events). Direct gets by subject answer "is this event
+/// still queued?".
+pub fn ingest_stream(names: &Names, q: &QueueConfig, replicas: usize) -> Config {
+    Config {
+        retention: RetentionPolicy::WorkQueue,
+        discard: DiscardPolicy::New,
+        max_age: q.retention,
+        ..stream(
+            names.ingest(),
+            crate::subjects::INGEST_ALL,
+            names,
+            q,
+            replicas,
+            "sluice ingest work queue",
+        )
     }
 }
 
 /// Dead letters: kept for `dlq_retention`, listed by direct get. Full → refuse
 /// new dead letters (the processor then keeps retrying) rather than drop old.
+/// A dead letter is the original plus its reason: up to 2 MiB.
 pub fn dlq_stream(names: &Names, q: &QueueConfig, replicas: usize) -> Config {
     Config {
-        name: names.dlq(),
-        subjects: vec![names.subject(crate::subjects::DLQ_ALL)],
         retention: RetentionPolicy::Limits,
-        storage: StorageType::File,
         discard: DiscardPolicy::New,
         max_age: q.dlq_retention,
-        max_bytes: clamp_i64(q.max_bytes),
         max_message_size: 2 << 20,
-        duplicate_window: q.dedupe_window,
-        num_replicas: replicas,
-        allow_direct: true,
-        description: Some("sluice dead letters".into()),
-        ..Default::default()
+        ..stream(
+            names.dlq(),
+            crate::subjects::DLQ_ALL,
+            names,
+            q,
+            replicas,
+            "sluice dead letters",
+        )
     }
 }
 
-/// The event bus: domain events, kept as the archive for `bus_retention`.
+/// The event bus: domain events, kept as the archive for `bus_retention`;
+/// full, it drops the oldest.
 pub fn bus_stream(names: &Names, q: &QueueConfig, replicas: usize) -> Config {
     Config {
-        name: names.bus(),
-        subjects: vec![names.subject(crate::subjects::BUS_ALL)],
         retention: RetentionPolicy::Limits,
-        storage: StorageType::File,
         discard: DiscardPolicy::Old,
         max_age: q.bus_retention,
-        max_bytes: clamp_i64(q.max_bytes),
-        max_message_size: 1 << 20,
-        duplicate_window: q.dedupe_window,
-        num_replicas: replicas,
-        allow_direct: true,
-        description: Some("sluice event bus and archive".into()),
-        ..Default::default()
+        ..stream(
+            names.bus(),
+            crate::subjects::BUS_ALL,
+            names,
+            q,
+            replicas,
+            "sluice event bus and archive",
+        )
     }
 }
 
 /// Deliveries: one message per (event, rule, target), on the target's own
 /// subject, consumed by that target's own consumer (so one target's
-/// backlog or failures hold back no other), removed when delivered. Full →
-/// refuse new (the router retries; the bus keeps the event meanwhile).
+/// backlog or failures hold back no other), removed when delivered. A
+/// target's subject full → that delivery is refused (the router
+/// dead-letters it); the whole stream full → every delivery is refused (the
+/// router retries; the bus keeps the event meanwhile).
 pub fn deliveries_stream(names: &Names, q: &QueueConfig, replicas: usize) -> Config {
     Config {
-        name: names.deliveries(),
-        subjects: vec![names.subject(crate::subjects::DELIVER_ALL)],
         retention: RetentionPolicy::WorkQueue,
-        storage: StorageType::File,
         discard: DiscardPolicy::New,
         max_age: q.retention,
-        max_bytes: clamp_i64(q.max_bytes),
-        max_message_size: 1 << 20,
-        duplicate_window: q.dedupe_window,
-        num_replicas: replicas,
-        allow_direct: true,
-        description: Some("sluice deliveries to rule targets".into()),
-        ..Default::default()
+        // Each target's backlog is bounded on its own.
+        max_messages_per_subject: q.target_max_backlog,
+        discard_new_per_subject: true,
+        ..stream(
+            names.deliveries(),
+            crate::subjects::DELIVER_ALL,
+            names,
+            q,
+            replicas,
+            "sluice deliveries to rule targets",
+        )
     }
 }
 
-/// Topic messages (`notify.<topic>`), a work queue for the notifier.
+/// Topic messages (`notify.<topic>`), a work queue for the notifier. Full →
+/// refuse new (the publisher retries).
 pub fn notify_stream(names: &Names, q: &QueueConfig, replicas: usize) -> Config {
     Config {
-        name: names.notify(),
-        subjects: vec![names.subject(crate::subjects::NOTIFY_ALL)],
         retention: RetentionPolicy::WorkQueue,
-        storage: StorageType::File,
         discard: DiscardPolicy::New,
         max_age: q.retention,
-        max_bytes: clamp_i64(q.max_bytes),
-        max_message_size: 1 << 20,
-        duplicate_window: q.dedupe_window,
-        num_replicas: replicas,
-        allow_direct: true,
-        description: Some("sluice topic messages".into()),
-        ..Default::default()
+        ..stream(
+            names.notify(),
+            crate::subjects::NOTIFY_ALL,
+            names,
+            q,
+            replicas,
+            "sluice topic messages",
+        )
     }
 }
 
@@ -391,6 +424,7 @@ mod tests {
     fn deliveries_are_a_work_queue_that_refuses_rather_than_drops() {
         let q = QueueConfig::from_env(&Env::default()).unwrap();
         let s = deliveries_stream(&Names::new(""), &q, 3);
+        assert!(s.discard_new_per_subject && s.max_messages_per_subject == 100_000);
         assert_eq!(s.retention, RetentionPolicy::WorkQueue);
         assert_eq!(s.discard, DiscardPolicy::New);
         assert_eq!(s.num_replicas, 3);

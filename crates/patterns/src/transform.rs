@@ -26,6 +26,9 @@ pub const MAX_PATHS: usize = 100;
 pub const MAX_TEMPLATE: usize = 8192;
 /// Longest JSONPath.
 pub const MAX_PATH_LEN: usize = 256;
+/// Longest rendered output (EventBridge's event size): a template that
+/// repeats a large value cannot make a delivery of any size.
+pub const MAX_OUTPUT: usize = 256 * 1024;
 
 const PREDEFINED: &[&str] = &[
     "aws.events.rule-name",
@@ -178,6 +181,12 @@ enum Piece {
     Var { name: String, quoted: bool },
 }
 
+fn too_long() -> RenderError {
+    RenderError(format!(
+        "the rendered input is longer than {MAX_OUTPUT} bytes"
+    ))
+}
+
 /// `InputPathsMap` + `InputTemplate`, compiled.
 #[derive(Debug, Clone)]
 pub struct InputTransformer {
@@ -272,6 +281,9 @@ impl InputTransformer {
                 }
                 Piece::Var { name, quoted } => (name, *quoted),
             };
+            if out.len() > MAX_OUTPUT {
+                return Err(too_long());
+            }
             let value = self.value_of(name, event, ctx);
             match (value, quoted) {
                 (None, false) => out.push_str("\"\""),
@@ -288,6 +300,9 @@ impl InputTransformer {
                 (Some(v), true) => out.push_str(&v.to_string()),
                 (Some(v), false) => out.push_str(&v.to_string()),
             }
+        }
+        if out.len() > MAX_OUTPUT {
+            return Err(too_long());
         }
         if self.json && serde_json::from_str::<Value>(&out).is_err() {
             return Err(RenderError(
@@ -401,6 +416,18 @@ mod tests {
 
     fn json_of(s: &str) -> Value {
         serde_json::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn a_template_cannot_render_without_bound() {
+        let t = Input::parse(&json!({
+            "InputPathsMap": {"big": "$.detail.big"},
+            "InputTemplate": "<big><big><big><big><big><big><big><big><big><big>"
+        }))
+        .unwrap();
+        let event = json!({"detail": {"big": "x".repeat(60_000)}});
+        let err = t.render(&event, &Context::default()).unwrap_err();
+        assert!(err.0.contains("longer than"), "{err}");
     }
 
     #[test]

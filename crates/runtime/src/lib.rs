@@ -148,6 +148,20 @@ where
     std::process::exit(code)
 }
 
+/// The admin endpoints every service serves: `/healthz` (the process is
+/// alive), `/readyz` (answered by `ready`) and `/metrics` (Prometheus).
+pub fn admin<S: Clone + Send + Sync + 'static>(
+    ready: axum::routing::MethodRouter<S>,
+) -> axum::Router<S> {
+    axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/readyz", ready)
+        .route(
+            "/metrics",
+            axum::routing::get(|| async { sluice_telemetry::metrics_handle().render() }),
+        )
+}
+
 /// Readiness: NATS connected and the store answering with every table in place.
 pub async fn readiness(bus: &Bus, store: &Store) -> (http::StatusCode, String) {
     if !bus.is_connected() {

@@ -121,16 +121,23 @@ impl Store {
         Ok(applied(req.send().await)?.then_some(rec))
     }
 
-    /// Deletes a rule. Returns `false` when there was none.
-    pub async fn delete_rule(&self, bus: &str, name: &str) -> Result<bool, StoreError> {
+    /// Deletes a rule if it is still at `version`. Returns `false` when it
+    /// is not (gone, or changed meanwhile: read again).
+    pub async fn delete_rule(
+        &self,
+        bus: &str,
+        name: &str,
+        version: u64,
+    ) -> Result<bool, StoreError> {
         applied(
             self.client
                 .delete_item()
                 .table_name(&self.tables.rules)
                 .key("bus", s(bus))
                 .key("name", s(name))
-                .condition_expression("attribute_exists(#n)")
+                .condition_expression("attribute_exists(#n) AND version = :v")
                 .expression_attribute_names("#n", "name")
+                .expression_attribute_values(":v", n(version))
                 .send()
                 .await,
         )

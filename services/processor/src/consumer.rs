@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use async_nats::jetstream::message::AckKind;
 use async_nats::jetstream::Message;
-use futures::StreamExt;
 use sluice_bus::dlq::Failure;
+use sluice_bus::work::{keep_pulling, Pull};
 use sluice_model::Envelope;
 use sluice_store::events::Delivery;
 use time::format_description::well_known::Rfc3339;
@@ -29,58 +29,39 @@ const QUEUE: &str = "ingest";
 /// configured timeout). Pulled messages not yet started are left to
 /// redelivery after the visibility timeout.
 pub async fn run(state: Shared, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let names = state.bus.names().clone();
-    let stream = state.bus.jetstream().get_stream(names.ingest()).await?;
-    let consumer: async_nats::jetstream::consumer::PullConsumer = stream
-        .create_consumer(sluice_bus::streams::processor_consumer(
-            &names,
-            &state.config.common.queue,
-        ))
-        .await?;
     let slots = Arc::new(Semaphore::new(state.config.concurrency));
     let mut tasks = JoinSet::new();
-    'outer: while !shutdown.is_cancelled() {
-        let mut messages = match consumer
-            .stream()
-            .max_messages_per_batch(state.config.batch)
-            .heartbeat(std::time::Duration::from_secs(5))
-            .messages()
-            .await
-        {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot pull from the ingest queue; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
-                }
-            }
-        };
-        loop {
-            let permit = tokio::select! {
-                _ = shutdown.cancelled() => break 'outer,
-                p = slots.clone().acquire_owned() => p?,
-            };
-            let next = tokio::select! {
-                _ = shutdown.cancelled() => break 'outer,
-                m = messages.next() => m,
-            };
-            while tasks.try_join_next().is_some() {}
-            match next {
-                Some(Ok(msg)) => {
-                    let state = state.clone();
-                    tasks.spawn(async move {
-                        handle(&state, msg).await;
-                        drop(permit);
-                    });
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "pull error");
-                }
-                None => break,
-            }
+    let pull = Pull {
+        batch: state.config.batch,
+        what: "the ingest queue",
+    };
+    let declare = || {
+        let state = state.clone();
+        async move {
+            let names = state.bus.names();
+            state
+                .bus
+                .jetstream()
+                .create_consumer_on_stream(
+                    sluice_bus::streams::processor_consumer(names, &state.config.common.queue),
+                    names.ingest(),
+                )
+                .await
+                .map_err(|e| sluice_bus::BusError::Declare {
+                    what: "the processor's consumer".into(),
+                    reason: e.to_string(),
+                })
         }
-    }
+    };
+    keep_pulling(declare, pull, slots, None, &shutdown, |msg, permit| {
+        while tasks.try_join_next().is_some() {}
+        let state = state.clone();
+        tasks.spawn(async move {
+            handle(&state, msg).await;
+            drop(permit);
+        });
+    })
+    .await;
     tracing::info!(in_flight = tasks.len(), "draining in-flight messages");
     let drained = tokio::time::timeout(state.config.shutdown_timeout, async {
         while tasks.join_next().await.is_some() {}

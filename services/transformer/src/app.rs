@@ -9,14 +9,7 @@ use crate::Shared;
 
 /// The admin router.
 pub fn app(state: Shared) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route(
-            "/metrics",
-            get(|| async { sluice_telemetry::metrics_handle().render() }),
-        )
-        .with_state(state)
+    sluice_runtime::admin(get(readyz)).with_state(state)
 }
 
 /// Ready when NATS and the store answer and the rules have been loaded once.

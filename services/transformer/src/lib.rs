@@ -66,6 +66,9 @@ pub struct State {
     pub tracker: TaskTracker,
     /// True once the rules were loaded.
     pub loaded: AtomicBool,
+    /// Held across a reload's store read and its swap, so reloads apply in
+    /// the order they read (a later read always wins).
+    pub reload_lock: tokio::sync::Mutex<()>,
 }
 
 /// Shared handle on [`State`].
@@ -81,6 +84,7 @@ fn ctx(state: &State) -> model::Ctx<'_> {
 /// Reloads the rules of `bus` from the store (a failure is logged; the
 /// periodic reload catches up).
 pub async fn reload_bus(state: &State, bus: &str) {
+    let _order = state.reload_lock.lock().await;
     match state.store.rules_of(bus).await {
         Ok(records) => state.registry.load_bus(bus, &records, &ctx(state)),
         Err(e) => {
@@ -91,6 +95,7 @@ pub async fn reload_bus(state: &State, bus: &str) {
 
 /// Reloads one rule from the store (absent there: removed here).
 pub async fn reload_rule(state: &State, bus: &str, name: &str) {
+    let _order = state.reload_lock.lock().await;
     match state.store.rule(bus, name).await {
         Ok(record) => state
             .registry
@@ -103,6 +108,7 @@ pub async fn reload_rule(state: &State, bus: &str, name: &str) {
 
 /// Reloads every rule from the store.
 pub async fn reload_all(state: &State) -> Result<(), sluice_store::StoreError> {
+    let _order = state.reload_lock.lock().await;
     let records = state.store.all_rules().await?;
     state.registry.load_all(&records, &ctx(state));
     state.loaded.store(true, Ordering::Release);
@@ -247,6 +253,7 @@ pub async fn run(
         presence: presence::Presence::new(),
         tracker: TaskTracker::new(),
         loaded: AtomicBool::new(false),
+        reload_lock: tokio::sync::Mutex::new(()),
     });
 
     let admin = axum::serve(listener, app::app(state.clone()))

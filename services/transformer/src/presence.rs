@@ -3,9 +3,11 @@
 //!
 //! Every replica says it is alive on `control.presence.transformer` every
 //! two seconds (core NATS, nothing stored) and counts the distinct replicas
-//! heard from in the last six. A replica that stops is forgotten within six
-//! seconds; until then the others run a little below their share, never
-//! above the target's limit.
+//! heard from in the last six. A starting replica listens for one round
+//! before it takes a share. A replica that stops is forgotten within six
+//! seconds; until then the others run below their share. Shares are rounded
+//! down, so together they stay within a target's limit (unless the limit is
+//! below the number of replicas: each delivers at least one at a time).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -86,21 +88,26 @@ impl Default for Presence {
     }
 }
 
-/// This replica's share of a limit that applies across `replicas`
-/// (rounded up, at least one).
+/// This replica's share of a limit that applies across `replicas`: rounded
+/// down, so the replicas together never exceed it, but at least one (so
+/// with more replicas than the limit, each still delivers one at a time).
 pub fn share(limit: u32, replicas: usize) -> u32 {
     let r = u32::try_from(replicas.max(1)).unwrap_or(u32::MAX);
-    limit.div_ceil(r).max(1)
+    (limit / r).max(1)
 }
+
+/// How long a starting replica listens before taking a share, so it hears
+/// the replicas already running (they announce every two seconds).
+pub const SETTLE: Duration = Duration::from_millis(2500);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn shares_round_up_and_never_reach_zero() {
+    fn shares_add_up_to_at_most_the_limit_and_never_reach_zero() {
         assert_eq!(share(16, 1), 16);
-        assert_eq!(share(16, 3), 6);
+        assert_eq!(share(16, 3), 5);
         assert_eq!(share(1, 4), 1);
         assert_eq!(share(10, 0), 10);
     }

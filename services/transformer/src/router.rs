@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::message::AckKind;
 use async_nats::jetstream::Message;
 use async_nats::HeaderMap;
-use futures::StreamExt;
 use sluice_bus::dlq::Failure;
+use sluice_bus::work::{keep_pulling, Pull};
 use sluice_bus::{headers as h, subjects};
 use sluice_model::ids::derive_id;
 use sluice_model::names::DEFAULT_BUS;
@@ -34,59 +34,41 @@ pub fn delivery_id(event_id: &str, bus: &str, rule: &str, target: &str) -> Strin
 
 /// Routes until `shutdown`, then lets in-flight routings finish.
 pub async fn run(state: Shared, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let names = state.bus.names().clone();
-    let consumer: async_nats::jetstream::consumer::PullConsumer = state
-        .bus
-        .jetstream()
-        .create_consumer_on_stream(
-            sluice_bus::streams::router_consumer(
-                &names,
-                state.config.router_ack_wait,
-                i64::try_from(state.config.router_concurrency * 4).unwrap_or(i64::MAX),
-            ),
-            names.bus(),
-        )
-        .await?;
     let slots = Arc::new(Semaphore::new(state.config.router_concurrency));
-    'outer: while !shutdown.is_cancelled() {
-        let mut messages = match consumer
-            .stream()
-            .max_messages_per_batch(state.config.router_concurrency.min(1024))
-            .heartbeat(Duration::from_secs(5))
-            .messages()
-            .await
-        {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot pull from the bus; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
-            }
-        };
-        loop {
-            let permit = tokio::select! {
-                _ = shutdown.cancelled() => break 'outer,
-                p = slots.clone().acquire_owned() => p?,
-            };
-            let next = tokio::select! {
-                _ = shutdown.cancelled() => break 'outer,
-                m = messages.next() => m,
-            };
-            match next {
-                Some(Ok(msg)) => {
-                    let state = state.clone();
-                    state.tracker.clone().spawn(async move {
-                        route(&state, msg).await;
-                        drop(permit);
-                    });
-                }
-                Some(Err(e)) => tracing::warn!(error = %e, "bus pull error"),
-                None => break,
-            }
+    let pull = Pull {
+        batch: state.config.router_concurrency.min(1024),
+        what: "the bus",
+    };
+    let declare = || {
+        let state = state.clone();
+        async move {
+            let names = state.bus.names();
+            state
+                .bus
+                .jetstream()
+                .create_consumer_on_stream(
+                    sluice_bus::streams::router_consumer(
+                        names,
+                        state.config.router_ack_wait,
+                        i64::try_from(state.config.router_concurrency * 4).unwrap_or(i64::MAX),
+                    ),
+                    names.bus(),
+                )
+                .await
+                .map_err(|e| sluice_bus::BusError::Declare {
+                    what: "the router's consumer".into(),
+                    reason: e.to_string(),
+                })
         }
-    }
+    };
+    keep_pulling(declare, pull, slots, None, &shutdown, |msg, permit| {
+        let state = state.clone();
+        state.tracker.clone().spawn(async move {
+            route(&state, msg).await;
+            drop(permit);
+        });
+    })
+    .await;
     Ok(())
 }
 
@@ -100,7 +82,8 @@ async fn route(state: &Shared, msg: Message) {
             u32::try_from(i.delivered).unwrap_or(u32::MAX),
         ),
         Err(e) => {
-            tracing::warn!(error = %e, "bus message without JetStream metadata; ignored");
+            tracing::warn!(error = %e, "bus message without JetStream metadata; terminated");
+            let _ = msg.ack_with(AckKind::Term).await;
             return;
         }
     };
@@ -153,8 +136,37 @@ async fn route(state: &Shared, msg: Message) {
                 headers.insert(h::TARGET, target.id.as_str());
                 let subject = subjects::deliver(&target.key);
                 let payload = msg.payload.clone();
+                let key = target.key.clone();
                 publishes.push(async move {
-                    state.bus.publish(&subject, &id, payload, headers).await
+                    match state.bus.publish(&subject, &id, payload.clone(), headers.clone()).await {
+                        Ok(_) => Ok(()),
+                        // This target's backlog is full: its delivery goes to
+                        // its dead letters; the other targets are not held back.
+                        Err(sluice_bus::BusError::SubjectFull { .. }) => {
+                            let reason = format!(
+                                "the target already has {} deliveries waiting (SLUICE_TARGET_MAX_BACKLOG)",
+                                state.config.common.queue.target_max_backlog
+                            );
+                            let source = format!("full-{key}");
+                            let failure = Failure {
+                                subject: &subject,
+                                msg_id: &id,
+                                payload: &payload,
+                                headers: Some(&headers),
+                                reason: &reason,
+                                attempts: 0,
+                                terminal: false,
+                                accepted_at: published,
+                                source_stream: &source,
+                                source_seq: seq,
+                                last_response: None,
+                            };
+                            metrics::counter!("sluice.transformer.deliveries.refused").increment(1);
+                            tracing::warn!(target_key = %key, "the target's backlog is full; dead-lettering the delivery");
+                            state.bus.dead_letter_to(&subjects::dlq_target(&key), &failure).await
+                        }
+                        Err(e) => Err(e),
+                    }
                 });
             }
         }

@@ -62,6 +62,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
 pub fn client(policy: Arc<Policy>) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve names itself, past the guarded resolver.
+        .no_proxy()
         .dns_resolver(Arc::new(GuardedResolver { policy }))
         .pool_max_idle_per_host(256)
         .connect_timeout(std::time::Duration::from_secs(5))
@@ -77,6 +79,23 @@ fn policy_refuses(policy: &Policy, url: &reqwest::Url) -> Option<String> {
         url::Host::Domain(d) => Host::Name(d),
     };
     policy.refuses(host, port)
+}
+
+/// A name is also checked with its port against every deny entry, as it
+/// resolves now (the resolver then refuses denied networks whatever the
+/// port, when the connection is made).
+async fn resolved_refused(policy: &Policy, url: &reqwest::Url) -> Option<String> {
+    let Some(url::Host::Domain(name)) = url.host() else {
+        return None;
+    };
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addrs = tokio::net::lookup_host((name, port)).await.ok()?;
+    for a in addrs {
+        if let Some(why) = policy.refuses(Host::Ip(a.ip()), port) {
+            return Some(format!("{name} resolves to a refused address: {why}"));
+        }
+    }
+    None
 }
 
 fn caused_by_refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> {
@@ -124,6 +143,12 @@ pub async fn send(
     content_type: &'static str,
 ) -> Outcome {
     if let Some(why) = policy_refuses(&state.policy, &http.url) {
+        return Outcome::Terminal {
+            reason: why,
+            response: None,
+        };
+    }
+    if let Some(why) = resolved_refused(&state.policy, &http.url).await {
         return Outcome::Terminal {
             reason: why,
             response: None,

@@ -29,9 +29,9 @@ use async_nats::jetstream::message::AckKind;
 use async_nats::jetstream::Message;
 use async_nats::HeaderMap;
 use bytes::Bytes;
-use futures::StreamExt;
 use governor::{Quota, RateLimiter};
 use sluice_bus::dlq::Failure;
+use sluice_bus::work::{keep_pulling, Pace, Pull};
 use sluice_bus::{headers as h, subjects};
 use sluice_model::topic::TopicMessage;
 use sluice_patterns::transform::Context;
@@ -129,6 +129,11 @@ pub async fn discard_target(state: &Shared, key: &str) -> Result<u64, sluice_bus
 
 /// Keeps one worker per target until `shutdown`.
 pub async fn run(state: Shared, shutdown: CancellationToken) {
+    // Hear the replicas already running before taking a share of any limit.
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        _ = tokio::time::sleep(crate::presence::SETTLE) => {}
+    }
     let mut changes = state.registry.subscribe();
     let mut replicas = state.presence.subscribe();
     let mut running: HashMap<String, Running> = HashMap::new();
@@ -198,63 +203,30 @@ async fn worker(
         None => slots_n as usize,
     };
     let slots = Arc::new(Semaphore::new(slots_n as usize));
-    let consumer = loop {
-        match ensure_consumer(&state, &target).await {
-            Ok(c) => break c,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot attach to the target's consumer; retrying");
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
+    let pace: Option<Pace> = limiter.map(|l| {
+        let l = Arc::new(l);
+        Box::new(move || {
+            let l = l.clone();
+            Box::pin(async move { l.until_ready().await })
+                as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        }) as Pace
+    });
+    let pull = Pull {
+        batch,
+        what: "a target's deliveries",
     };
-    'outer: while !cancel.is_cancelled() {
-        let mut messages = match consumer
-            .stream()
-            .max_messages_per_batch(batch)
-            .heartbeat(Duration::from_secs(5))
-            .messages()
-            .await
-        {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot pull deliveries; retrying");
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
-            }
-        };
-        loop {
-            let permit = tokio::select! {
-                _ = cancel.cancelled() => break 'outer,
-                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'outer },
-            };
-            if let Some(l) = &limiter {
-                tokio::select! {
-                    _ = cancel.cancelled() => break 'outer,
-                    _ = l.until_ready() => {}
-                }
-            }
-            let next = tokio::select! {
-                _ = cancel.cancelled() => break 'outer,
-                m = messages.next() => m,
-            };
-            match next {
-                Some(Ok(msg)) => {
-                    let (state, key) = (state.clone(), target.key.clone());
-                    state.tracker.clone().spawn(async move {
-                        deliver_one(&state, &key, msg).await;
-                        drop(permit);
-                    });
-                }
-                Some(Err(e)) => tracing::debug!(error = %e, "delivery pull"),
-                None => break,
-            }
-        }
-    }
+    let declare = || {
+        let (state, target) = (state.clone(), target.clone());
+        async move { ensure_consumer(&state, &target).await }
+    };
+    keep_pulling(declare, pull, slots, pace, &cancel, |msg, permit| {
+        let (state, key) = (state.clone(), target.key.clone());
+        state.tracker.clone().spawn(async move {
+            deliver_one(&state, &key, msg).await;
+            drop(permit);
+        });
+    })
+    .await;
 }
 
 fn header<'m>(msg: &'m Message, name: &str) -> Option<&'m str> {
@@ -274,7 +246,8 @@ async fn deliver_one(state: &Shared, key: &str, msg: Message) {
             i.stream_sequence,
         ),
         Err(e) => {
-            tracing::warn!(error = %e, "delivery without JetStream metadata; ignored");
+            tracing::warn!(error = %e, "delivery without JetStream metadata; terminated");
+            let _ = msg.ack_with(AckKind::Term).await;
             return;
         }
     };
@@ -455,6 +428,10 @@ async fn attempt_once(
                     reason: format!("there is no queue named {name:?}"),
                     response: None,
                 },
+                Err(e @ sluice_bus::BusError::TooLarge { .. }) => Outcome::Terminal {
+                    reason: e.to_string(),
+                    response: None,
+                },
                 Err(e) => Outcome::Retry {
                     reason: format!("the queue did not accept the message: {e}"),
                     response: None,
@@ -483,6 +460,10 @@ async fn attempt_once(
                 .await
             {
                 Ok(_) => Outcome::Delivered,
+                Err(e @ sluice_bus::BusError::TooLarge { .. }) => Outcome::Terminal {
+                    reason: e.to_string(),
+                    response: None,
+                },
                 Err(e) => Outcome::Retry {
                     reason: format!("the topic did not accept the message: {e}"),
                     response: None,

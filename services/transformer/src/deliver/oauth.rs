@@ -15,6 +15,22 @@ use crate::model::OAuth;
 const EARLY: Duration = Duration::from_secs(30);
 /// Lifetime assumed when the token response gives none.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
+/// Longest a token is trusted, whatever the response says.
+const MAX_LIFETIME: Duration = Duration::from_secs(86_400);
+/// Largest token response read.
+const MAX_RESPONSE: usize = 64 * 1024;
+
+/// Reads at most `MAX_RESPONSE` bytes of a body.
+async fn body_prefix(mut resp: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() <= MAX_RESPONSE {
+        match resp.chunk().await {
+            Ok(Some(c)) => body.extend_from_slice(&c),
+            _ => break,
+        }
+    }
+    body
+}
 
 #[derive(Debug, Clone)]
 struct Token {
@@ -81,12 +97,15 @@ impl Tokens {
                 response: None,
             })?;
         let status = resp.status();
+        let body = body_prefix(resp).await;
         if !status.is_success() {
-            let body = resp.text().await.unwrap_or_default();
             let response = Some(format!(
                 "{} {}",
                 status.as_u16(),
-                body.chars().take(1024).collect::<String>()
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(1024)
+                    .collect::<String>()
             ));
             let reason = format!("the OAuth token endpoint answered HTTP {}", status.as_u16());
             return Err(if status.is_server_error() || status.as_u16() == 429 {
@@ -95,14 +114,22 @@ impl Tokens {
                 Outcome::Terminal { reason, response }
             });
         }
-        let parsed: TokenResponse = resp.json().await.map_err(|e| Outcome::Terminal {
-            reason: format!("the OAuth token response is not a token: {e}"),
-            response: None,
-        })?;
+        if body.len() > MAX_RESPONSE {
+            return Err(Outcome::Terminal {
+                reason: format!("the OAuth token response is larger than {MAX_RESPONSE} bytes"),
+                response: None,
+            });
+        }
+        let parsed: TokenResponse =
+            serde_json::from_slice(&body).map_err(|e| Outcome::Terminal {
+                reason: format!("the OAuth token response is not a token: {e}"),
+                response: None,
+            })?;
         let lifetime = parsed
             .expires_in
             .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_LIFETIME);
+            .unwrap_or(DEFAULT_LIFETIME)
+            .min(MAX_LIFETIME);
         let refresh_at =
             Instant::now() + lifetime.saturating_sub(EARLY).max(Duration::from_secs(1));
         *guard = Some(Token {

@@ -440,21 +440,32 @@ impl EventBus for BusApi {
             return Err(not_found().into());
         }
         let store = &self.state.store;
-        let Some(existing) = store
-            .rule(&req.bus, &req.name)
-            .await
-            .map_err(AdminError::from)?
-        else {
-            return Err(not_found().into());
-        };
-        let before = decode(&existing)?;
-        if !store
-            .delete_rule(&req.bus, &req.name)
-            .await
-            .map_err(AdminError::from)?
-        {
-            return Err(not_found().into());
+        // Deleted at the version read, so a target added meanwhile is
+        // either seen here (and its consumer removed) or keeps the rule.
+        let mut deleted = None;
+        for _ in 0..WRITE_ATTEMPTS {
+            let Some(existing) = store
+                .rule(&req.bus, &req.name)
+                .await
+                .map_err(AdminError::from)?
+            else {
+                return Err(not_found().into());
+            };
+            if store
+                .delete_rule(&req.bus, &req.name, existing.version)
+                .await
+                .map_err(AdminError::from)?
+            {
+                deleted = Some(decode(&existing)?);
+                break;
+            }
         }
+        let Some(before) = deleted else {
+            return Err(AdminError::Conflict(
+                "the rule kept changing while it was deleted; try again".into(),
+            )
+            .into());
+        };
         self.after_write(&req.bus, &req.name, Some(&before), None)
             .await;
         Ok(Response::new(v1::DeleteRuleResponse {}))

@@ -24,6 +24,8 @@ pub const MAX_TARGETS: usize = 5;
 pub const MAX_DESCRIPTION: usize = 512;
 /// What a secret reads as.
 pub const REDACTED: &str = "********";
+/// Largest rule, encoded (well under the store's item limit).
+pub const MAX_RULE_BYTES: usize = 256 * 1024;
 
 /// One thing wrong with a request, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,6 +197,13 @@ pub fn compile_rule(rule: &v1::Rule, ctx: &Ctx<'_>) -> Result<CompiledRule, Viol
         targets.push(Arc::new(compile_target(
             &rule.bus, &rule.name, t, &at, ctx,
         )?));
+    }
+    let size = prost::Message::encoded_len(rule);
+    if size > MAX_RULE_BYTES {
+        return Err(Violation::new(
+            "",
+            format!("the rule is {size} bytes; a rule may have at most {MAX_RULE_BYTES}"),
+        ));
     }
     let mut proto = rule.clone();
     proto.state = if enabled {

@@ -22,6 +22,8 @@ pub const MAX_HEADERS: usize = 20;
 pub const MAX_HEADER_VALUE: usize = 4096;
 /// Largest constant input.
 pub const MAX_INPUT: usize = 8192;
+/// Longest secret.
+pub const MAX_SECRET: usize = 4096;
 /// EventBridge's defaults and bounds.
 pub const DEFAULT_RETRIES: u32 = 185;
 /// Most retries.
@@ -41,8 +43,9 @@ pub const MAX_RATE: f64 = 10_000.0;
 /// Lowest rate (one delivery every 100 s).
 pub const MIN_RATE: f64 = 0.01;
 
-/// Headers a target may not set: hop-by-hop and framing headers, and the
-/// ones sluice sets itself.
+/// Headers a target may not set: hop-by-hop and framing headers, the ones
+/// sluice sets itself, and credentials (they go in `auth`, which is
+/// write-only).
 const RESERVED: &[&str] = &[
     "host",
     "content-length",
@@ -52,6 +55,7 @@ const RESERVED: &[&str] = &[
     "te",
     "trailer",
     "keep-alive",
+    "authorization",
     "proxy-authorization",
     "proxy-connection",
     "traceparent",
@@ -192,6 +196,13 @@ fn check_http(at: &str, h: &v1::HttpTarget, ctx: &Ctx<'_>) -> Result<Http, Viola
     for name in names {
         let value = &h.headers[name];
         let field = format!("headers/{}", name.replace('~', "~0").replace('/', "~1"));
+        if name.len() > 256 {
+            return Err(v(
+                at,
+                &field,
+                "a header name may have at most 256 characters",
+            ));
+        }
         let hn = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| v(at, &field, "is not a valid header name"))?;
         if RESERVED.contains(&hn.as_str()) || hn.as_str().starts_with("sluice-") {
@@ -211,6 +222,16 @@ fn check_http(at: &str, h: &v1::HttpTarget, ctx: &Ctx<'_>) -> Result<Http, Viola
     let auth = match h.auth.as_ref().and_then(|a| a.kind.as_ref()) {
         None => Auth::None,
         Some(v1::http_auth::Kind::ApiKey(k)) => {
+            if k.header.len() > 256 {
+                return Err(v(at, "auth/header", "must be at most 256 characters"));
+            }
+            if k.value.len() > MAX_SECRET {
+                return Err(v(
+                    at,
+                    "auth/value",
+                    format!("must be at most {MAX_SECRET} bytes"),
+                ));
+            }
             let hn = HeaderName::from_bytes(k.header.as_bytes())
                 .map_err(|_| v(at, "auth/header", "is not a valid header name"))?;
             if RESERVED.contains(&hn.as_str()) || hn.as_str().starts_with("sluice-") {
@@ -228,6 +249,13 @@ fn check_http(at: &str, h: &v1::HttpTarget, ctx: &Ctx<'_>) -> Result<Http, Viola
             Auth::Header(hn, hv)
         }
         Some(v1::http_auth::Kind::Basic(b)) => {
+            if b.username.len() > 512 || b.password.len() > 512 {
+                return Err(v(
+                    at,
+                    "auth",
+                    "username and password must be at most 512 bytes each",
+                ));
+            }
             if b.username.is_empty() || b.username.contains(':') {
                 return Err(v(
                     at,
@@ -242,6 +270,14 @@ fn check_http(at: &str, h: &v1::HttpTarget, ctx: &Ctx<'_>) -> Result<Http, Viola
             Auth::Header(reqwest::header::AUTHORIZATION, hv)
         }
         Some(v1::http_auth::Kind::OauthClientCredentials(o)) => {
+            if o.client_id.len() > 512 || o.client_secret.len() > MAX_SECRET || o.scope.len() > 1024
+            {
+                return Err(v(
+                    at,
+                    "auth",
+                    format!("client_id may have 512 bytes, client_secret {MAX_SECRET}, scope 1024"),
+                ));
+            }
             let token_url = check_url(at, "auth/token_url", &o.token_url, ctx)?;
             if o.client_id.is_empty() {
                 return Err(v(at, "auth/client_id", "is required"));
@@ -325,6 +361,13 @@ pub fn compile_target(
 ) -> Result<CompiledTarget, Violation> {
     use sluice_model::names;
     names::check_target_id(&t.id).map_err(|e| v(at, "id", e))?;
+    if let Some(field) = redacted_field(t) {
+        return Err(v(
+            at,
+            field,
+            "a stored secret is kept only for the same target, URL and credentials; give the secret again",
+        ));
+    }
     let mut timeout = Duration::from_secs(u64::from(DEFAULT_TIMEOUT_SECONDS));
     let destination = match &t.destination {
         None => return Err(v(at, "type", "is required: http, queue, topic or workflow")),
@@ -431,20 +474,53 @@ pub(super) fn redact(t: &mut v1::Target) {
     }
 }
 
+/// Where a target's secret goes and what else identifies it: the URL and
+/// every credential field but the secret itself.
+fn secret_context(t: &v1::Target) -> Option<Vec<String>> {
+    let Some(v1::target::Destination::Http(h)) = &t.destination else {
+        return None;
+    };
+    let auth = h.auth.as_ref().and_then(|a| a.kind.as_ref())?;
+    let mut ctx = vec![h.url.clone()];
+    match auth {
+        v1::http_auth::Kind::ApiKey(k) => {
+            ctx.extend(["api_key".into(), k.header.to_ascii_lowercase()])
+        }
+        v1::http_auth::Kind::Basic(b) => ctx.extend(["basic".into(), b.username.clone()]),
+        v1::http_auth::Kind::OauthClientCredentials(o) => ctx.extend([
+            "oauth".into(),
+            o.token_url.clone(),
+            o.client_id.clone(),
+            o.scope.clone(),
+        ]),
+    }
+    Some(ctx)
+}
+
+/// The field of a secret still given as [`super::REDACTED`], if any.
+fn redacted_field(t: &v1::Target) -> Option<&'static str> {
+    let Some(v1::target::Destination::Http(h)) = &t.destination else {
+        return None;
+    };
+    match h.auth.as_ref().and_then(|a| a.kind.as_ref())? {
+        v1::http_auth::Kind::ApiKey(k) if k.value == REDACTED => Some("auth/value"),
+        v1::http_auth::Kind::Basic(b) if b.password == REDACTED => Some("auth/password"),
+        v1::http_auth::Kind::OauthClientCredentials(o) if o.client_secret == REDACTED => {
+            Some("auth/client_secret")
+        }
+        _ => None,
+    }
+}
+
 /// A target written back as it was read keeps its stored secrets: a secret
-/// given as [`super::REDACTED`] takes the value `old` has in the same place.
+/// given as [`super::REDACTED`] takes the value `old` has in the same place,
+/// but only if the URL and every other credential field are unchanged, so a
+/// stored secret can never be sent somewhere new.
 pub fn keep_secrets(new: &mut v1::Target, old: Option<&v1::Target>) {
     let Some(old) = old else { return };
-    let kind = |t: &v1::Target| match &t.destination {
-        Some(v1::target::Destination::Http(h)) => h
-            .auth
-            .as_ref()
-            .and_then(|a| a.kind.as_ref())
-            .map(std::mem::discriminant),
-        _ => None,
-    };
-    if kind(new).is_none() || kind(new) != kind(old) {
-        return;
+    match (secret_context(new), secret_context(old)) {
+        (Some(a), Some(b)) if a == b => {}
+        _ => return,
     }
     let mut old = old.clone();
     let old_secrets = secrets(&mut old);

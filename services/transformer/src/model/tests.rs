@@ -254,6 +254,45 @@ fn secrets_are_redacted_on_read_and_kept_when_written_back() {
 }
 
 #[test]
+fn a_stored_secret_never_follows_a_changed_destination() {
+    let with_key = |url: &str, header: &str, value: &str| {
+        let mut t = http(url);
+        if let Some(v1::target::Destination::Http(h)) = t.destination.as_mut() {
+            h.auth = Some(v1::HttpAuth {
+                kind: Some(v1::http_auth::Kind::ApiKey(v1::ApiKeyAuth {
+                    header: header.into(),
+                    value: value.into(),
+                })),
+            });
+        }
+        t
+    };
+    let stored = with_key("https://example.com/a", "x-key", "s3cret");
+    for (url, header) in [
+        ("https://evil.example/a", "x-key"),
+        ("https://example.com/a", "x-other"),
+    ] {
+        let mut back = with_key(url, header, REDACTED);
+        keep_secrets(&mut back, Some(&stored));
+        let e = compile(&rule(json!({"a": [1]}), vec![back])).unwrap_err();
+        assert_eq!(e.pointer, "/targets/0/auth/value", "{url} {header}");
+    }
+    let mut same = with_key("https://example.com/a", "X-Key", REDACTED);
+    keep_secrets(&mut same, Some(&stored));
+    assert!(compile(&rule(json!({"a": [1]}), vec![same])).is_ok());
+}
+
+#[test]
+fn an_authorization_header_goes_in_auth() {
+    let mut t = http("https://example.com");
+    if let Some(v1::target::Destination::Http(h)) = t.destination.as_mut() {
+        h.headers.insert("Authorization".into(), "Bearer x".into());
+    }
+    let got = pointer(compile(&rule(json!({"a": [1]}), vec![t])));
+    assert_eq!(got, "/targets/0/headers/Authorization");
+}
+
+#[test]
 fn a_disabled_rule_compiles_disabled() {
     let mut r = rule(json!({"a": [1]}), vec![]);
     r.state = v1::RuleState::Disabled as i32;

@@ -1,0 +1,136 @@
+//! The consuming loop every sluice worker runs: pull from a durable
+//! consumer, take a message only when a slot is free (and the pace allows),
+//! hand it on with its slot. Nothing pulled waits in memory for a slot, so
+//! nothing outlives its ack wait there. When pulling breaks (the consumer
+//! was deleted, the stream recreated), the consumer is declared again.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::Message;
+use futures::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+/// Waits until the next message may be taken (a rate limiter).
+pub type PaceFn = dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
+
+/// An owned [`PaceFn`].
+pub type Pace = Box<PaceFn>;
+
+/// How to pull.
+#[derive(Debug, Clone, Copy)]
+pub struct Pull {
+    /// Messages asked for per pull request.
+    pub batch: usize,
+    /// What the loop is, for its log lines.
+    pub what: &'static str,
+}
+
+/// Why [`pull_loop`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// `stop` fired.
+    Stopped,
+    /// Pulling failed (the consumer may be gone): declare it again.
+    Broken,
+}
+
+/// Pulls until `stop` (or until pulling fails) and calls `handle` with each
+/// message and its slot (the slot frees when the permit drops).
+pub async fn pull_loop<F>(
+    consumer: &PullConsumer,
+    pull: Pull,
+    slots: Arc<Semaphore>,
+    pace: Option<&PaceFn>,
+    stop: &CancellationToken,
+    mut handle: F,
+) -> Ended
+where
+    F: FnMut(Message, OwnedSemaphorePermit),
+{
+    'outer: while !stop.is_cancelled() {
+        let mut messages = match consumer
+            .stream()
+            .max_messages_per_batch(pull.batch.max(1))
+            .heartbeat(Duration::from_secs(5))
+            .messages()
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot pull ({})", pull.what);
+                return Ended::Broken;
+            }
+        };
+        loop {
+            let permit = tokio::select! {
+                _ = stop.cancelled() => break 'outer,
+                p = slots.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break 'outer,
+                },
+            };
+            if let Some(pace) = pace {
+                tokio::select! {
+                    _ = stop.cancelled() => break 'outer,
+                    _ = pace() => {}
+                }
+            }
+            let next = tokio::select! {
+                _ = stop.cancelled() => break 'outer,
+                m = messages.next() => m,
+            };
+            match next {
+                Some(Ok(msg)) => handle(msg, permit),
+                Some(Err(e)) => tracing::debug!(error = %e, "pull ({})", pull.what),
+                None => break,
+            }
+        }
+    }
+    Ended::Stopped
+}
+
+/// Runs [`pull_loop`] on the consumer `declare` returns (declaring is
+/// idempotent), declaring it again whenever pulling breaks, until `stop`.
+pub async fn keep_pulling<D, Fut, F>(
+    mut declare: D,
+    pull: Pull,
+    slots: Arc<Semaphore>,
+    pace: Option<Pace>,
+    stop: &CancellationToken,
+    mut handle: F,
+) where
+    D: FnMut() -> Fut,
+    Fut: Future<Output = Result<PullConsumer, crate::BusError>>,
+    F: FnMut(Message, OwnedSemaphorePermit),
+{
+    while !stop.is_cancelled() {
+        match declare().await {
+            Ok(consumer) => {
+                let ended = pull_loop(
+                    &consumer,
+                    pull,
+                    slots.clone(),
+                    pace.as_deref(),
+                    stop,
+                    &mut handle,
+                )
+                .await;
+                if ended == Ended::Stopped {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot declare the consumer ({}); retrying", pull.what)
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
