@@ -281,6 +281,69 @@ async fn a_queue_target_feeds_a_queue_that_workers_consume_over_http() {
     assert_eq!(code, 404);
 }
 
+#[tokio::test]
+async fn queues_reserve_no_storage_and_a_full_queue_refuses_sends() {
+    // The five shared streams reserve 64 MiB each from a store of 6 × 64
+    // MiB: a queue that reserved as much would not fit twice.
+    let servers = sluice_testkit::Servers::start_opts(false, 6 * (64 << 20))
+        .await
+        .unwrap();
+    let stack = Stack::start_on(
+        servers,
+        "busqfull",
+        &[
+            ("SLUICE_QUEUE_MAX_BYTES", "64MiB"),
+            ("SLUICE_TRANSFORMER_QUEUE_MAX_MESSAGES", "3"),
+        ],
+        false,
+    )
+    .await
+    .unwrap();
+    for n in 0..20 {
+        let (code, q) = stack.put(&format!("/v1/queues/q{n}"), &json!({})).await;
+        assert_eq!(code, 201, "queue {n}: {q}");
+    }
+    for n in 0..3 {
+        let (code, _, sent) = stack
+            .post("/v1/queues/q0/messages", &json!({"body": format!("m{n}")}))
+            .await;
+        assert_eq!(code, 200, "{sent}");
+    }
+    let (code, headers, full) = stack
+        .post("/v1/queues/q0/messages", &json!({"body": "one too many"}))
+        .await;
+    assert_eq!(code, 429, "{full}");
+    assert_eq!(full["type"], "urn:sluice:problem:queue-full");
+    assert!(headers.contains_key("retry-after"));
+
+    // Nothing held was dropped; once one is deleted there is room again.
+    let (_, got) = stack
+        .send(
+            reqwest::Method::POST,
+            "/v1/queues/q0/receive",
+            Some(&json!({"max_messages": 10})),
+        )
+        .await;
+    let bodies: Vec<&str> = got["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["m0", "m1", "m2"], "{got}");
+    let receipt = got["messages"][0]["receipt_handle"].as_str().unwrap();
+    assert_eq!(
+        stack
+            .delete(&format!("/v1/queues/q0/messages/{receipt}"))
+            .await,
+        204
+    );
+    let (code, _, sent) = stack
+        .post("/v1/queues/q0/messages", &json!({"body": "m3"}))
+        .await;
+    assert_eq!(code, 200, "{sent}");
+}
+
 trait Map3 {
     fn map3(self) -> (u16, Value);
 }

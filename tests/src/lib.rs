@@ -62,7 +62,16 @@ impl Stack {
 
     /// Starts everything, the processor only if `processor`.
     pub async fn start_with(name: &str, extra: &[(&str, &str)], processor: bool) -> Result<Self> {
-        let servers = Servers::start().await?;
+        Self::start_on(Servers::start().await?, name, extra, processor).await
+    }
+
+    /// Starts the services on `servers`, the processor only if `processor`.
+    pub async fn start_on(
+        servers: Servers,
+        name: &str,
+        extra: &[(&str, &str)],
+        processor: bool,
+    ) -> Result<Self> {
         let prefix = unique_prefix(name);
         let gateway_port = free_port();
         let processor_port = free_port();

@@ -55,7 +55,7 @@ pub enum BusError {
         /// Why.
         reason: String,
     },
-    /// The subject holds as many messages as its stream allows per subject.
+    /// The subject, or its stream, holds as many messages as allowed.
     #[error("{subject} is full")]
     SubjectFull {
         /// Subject.
@@ -205,7 +205,9 @@ impl Bus {
                 jetstream::context::PublishErrorKind::MaxPayloadExceeded => {
                     BusError::TooLarge { subject }
                 }
-                _ if text.contains("maximum messages per subject") => {
+                _ if text.contains("maximum messages per subject")
+                    || text.contains("maximum messages exceeded") =>
+                {
                     BusError::SubjectFull { subject }
                 }
                 _ if text.contains("maximum message size") => BusError::TooLarge { subject },

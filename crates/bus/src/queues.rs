@@ -14,6 +14,11 @@
 //!
 //! One stream per queue so each queue has its own retention, like SQS; one
 //! durable consumer per queue shared by every receiver.
+//!
+//! A queue is bounded by a message count, never by a byte limit: JetStream
+//! reserves a stream's `max_bytes` from its store up front, so a byte limit
+//! per queue would make the store's size, not the queue quota, decide how
+//! many queues can exist (decision 0010).
 
 use std::time::Duration;
 
@@ -74,7 +79,7 @@ fn stream_config(
     bus: &Bus,
     name: &str,
     s: QueueSettings,
-    max_bytes: i64,
+    max_messages: i64,
     replicas: usize,
 ) -> Config {
     Config {
@@ -84,7 +89,7 @@ fn stream_config(
         storage: StorageType::File,
         discard: DiscardPolicy::New,
         max_age: s.retention,
-        max_bytes,
+        max_messages,
         max_message_size: 256 * 1024 + 4096,
         duplicate_window: Duration::from_secs(120).min(s.retention),
         num_replicas: replicas,
@@ -115,17 +120,18 @@ fn receipt_of(reply: &str) -> String {
 }
 
 impl Bus {
-    /// Creates a queue, or changes its settings.
+    /// Creates a queue, or changes its settings. `max_messages` bounds what
+    /// it holds; past it a send is refused ([`BusError::SubjectFull`]).
     pub async fn declare_queue(
         &self,
         name: &str,
         settings: QueueSettings,
-        max_bytes: u64,
+        max_messages: u64,
         replicas: usize,
     ) -> Result<(), BusError> {
-        let max_bytes = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+        let max_messages = i64::try_from(max_messages).unwrap_or(i64::MAX);
         self.js
-            .create_or_update_stream(stream_config(self, name, settings, max_bytes, replicas))
+            .create_or_update_stream(stream_config(self, name, settings, max_messages, replicas))
             .await
             .map_err(|e| BusError::Declare {
                 what: format!("queue {name}"),

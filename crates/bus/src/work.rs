@@ -1,14 +1,17 @@
 //! The consuming loop every sluice worker runs: pull from a durable
 //! consumer, take a message only when a slot is free (and the pace allows),
-//! hand it on with its slot. Nothing pulled waits in memory for a slot, so
-//! nothing outlives its ack wait there. When pulling breaks (the consumer
-//! was deleted, the stream recreated), the consumer is declared again.
+//! hand it on with its slot. The client asks for `batch` messages at a time,
+//! so at most about that many wait in memory for a slot: size the batch so
+//! they start well within the ack wait. When pulling breaks (the consumer
+//! was deleted, the stream recreated), the consumer is declared again; when
+//! the server stops answering (a missed heartbeat), pulling starts afresh.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::consumer::pull::MessagesErrorKind;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::Message;
 use futures::StreamExt;
@@ -86,7 +89,25 @@ where
             };
             match next {
                 Some(Ok(msg)) => handle(msg, permit),
-                Some(Err(e)) => tracing::debug!(error = %e, "pull ({})", pull.what),
+                Some(Err(e)) if e.kind() == MessagesErrorKind::ConsumerDeleted => {
+                    tracing::warn!("the consumer was deleted ({})", pull.what);
+                    return Ended::Broken;
+                }
+                Some(Err(e)) => {
+                    // A missed heartbeat means the server holds no pull
+                    // request of ours (the client's count of what it asked
+                    // for and what arrived disagrees with the server's):
+                    // nothing would arrive until the request's expiry. It
+                    // is reported only once everything received has been
+                    // taken, so a new pull loses nothing.
+                    tracing::debug!(error = %e, "pull ({}); pulling afresh", pull.what);
+                    metrics::counter!("sluice.pull.restarts").increment(1);
+                    tokio::select! {
+                        _ = stop.cancelled() => break 'outer,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                    break;
+                }
                 None => break,
             }
         }

@@ -165,6 +165,10 @@ async fn wait_for_port(port: u16, what: &str) -> Result<()> {
     }
 }
 
+/// JetStream's file store in tests: far more than any test writes, and the
+/// same on every machine.
+pub const DEFAULT_MAX_STORE: u64 = 1 << 40;
+
 /// A NATS server with JetStream, data in a temp dir.
 #[derive(Debug)]
 pub struct Nats {
@@ -182,6 +186,13 @@ impl Nats {
 
     /// Starts a server in `dir`; `fsync_always` makes JetStream fsync every write.
     pub async fn start_with(dir: &Path, fsync_always: bool) -> Result<Self> {
+        Self::start_opts(dir, fsync_always, DEFAULT_MAX_STORE).await
+    }
+
+    /// Starts a server in `dir` whose JetStream file store holds `max_store`
+    /// bytes. Tests pass a size rather than take JetStream's default (three
+    /// quarters of the free disk), so what fits does not depend on the machine.
+    pub async fn start_opts(dir: &Path, fsync_always: bool, max_store: u64) -> Result<Self> {
         let port = free_port();
         let data = dir.join("nats");
         std::fs::create_dir_all(&data)?;
@@ -189,7 +200,7 @@ impl Nats {
         std::fs::write(
             &conf,
             format!(
-                "listen: 127.0.0.1:{port}\njetstream {{\n  store_dir: {:?}\n  {}\n}}\n",
+                "listen: 127.0.0.1:{port}\njetstream {{\n  store_dir: {:?}\n  max_file_store: {max_store}\n  {}\n}}\n",
                 data.display().to_string(),
                 if fsync_always {
                     "sync_interval: always"
@@ -284,9 +295,14 @@ impl Servers {
 
     /// Starts NATS (fsync on every write if `fsync_always`) and DynamoDB Local.
     pub async fn start_with(fsync_always: bool) -> Result<Self> {
+        Self::start_opts(fsync_always, DEFAULT_MAX_STORE).await
+    }
+
+    /// [`Servers::start_with`], JetStream's file store holding `max_store` bytes.
+    pub async fn start_opts(fsync_always: bool, max_store: u64) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("sluice-test-").tempdir()?;
         let (nats, dynamo) = tokio::try_join!(
-            Nats::start_with(dir.path(), fsync_always),
+            Nats::start_opts(dir.path(), fsync_always, max_store),
             Dynamo::start(dir.path())
         )?;
         Ok(Self { nats, dynamo, dir })

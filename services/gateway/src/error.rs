@@ -47,6 +47,9 @@ pub enum ApiError {
         /// Seconds until a request would be accepted.
         retry_after: u64,
     },
+    /// A bounded queue holds all it may; nothing was accepted.
+    #[error("{0}")]
+    Full(String),
     /// A dependency (NATS, the store) is unavailable; nothing was accepted.
     #[error("{0}")]
     Unavailable(String),
@@ -88,7 +91,13 @@ impl From<sluice_store::StoreError> for ApiError {
 
 impl From<sluice_bus::BusError> for ApiError {
     fn from(e: sluice_bus::BusError) -> Self {
-        Self::Unavailable(format!("the queue did not accept the message: {e}"))
+        match e {
+            sluice_bus::BusError::SubjectFull { .. } => Self::Full(
+                "the queue holds as many messages as it may; receive and delete some, then retry"
+                    .into(),
+            ),
+            e => Self::Unavailable(format!("the queue did not accept the message: {e}")),
+        }
     }
 }
 
@@ -129,6 +138,7 @@ impl ApiError {
             Self::NotFound(_) => (S::NOT_FOUND, "not-found", "Not found"),
             Self::Conflict(_) => (S::CONFLICT, "conflict", "Conflict"),
             Self::Throttled { .. } => (S::TOO_MANY_REQUESTS, "throttled", "Too many requests"),
+            Self::Full(_) => (S::TOO_MANY_REQUESTS, "queue-full", "Queue full"),
             Self::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             Self::Overloaded => (S::SERVICE_UNAVAILABLE, "overloaded", "Overloaded"),
             Self::Timeout => (S::GATEWAY_TIMEOUT, "timeout", "Timeout"),
@@ -174,7 +184,7 @@ impl IntoResponse for ApiError {
             Self::Throttled { retry_after } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
-            Self::Unavailable(_) | Self::Overloaded => {
+            Self::Unavailable(_) | Self::Overloaded | Self::Full(_) => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Self::Unauthorized(_) => {

@@ -39,6 +39,9 @@ pub struct Config {
     pub max_rules_per_bus: usize,
     /// `SLUICE_TRANSFORMER_MAX_QUEUES`: sluice queues allowed. Default 1000.
     pub max_queues: usize,
+    /// `SLUICE_TRANSFORMER_QUEUE_MAX_MESSAGES`: messages one queue may hold;
+    /// past it a send is refused (429) until receivers catch up. Default 1000000.
+    pub queue_max_messages: u64,
     /// `SLUICE_TRANSFORMER_TARGET_CONCURRENCY`: deliveries in flight per
     /// target when the target sets no `max_concurrency`. Default 16.
     pub default_concurrency: u32,
@@ -140,6 +143,11 @@ impl Config {
                 1..=100_000,
             )?,
             max_queues: env.number("SLUICE_TRANSFORMER_MAX_QUEUES", 1000, 1..=100_000)?,
+            queue_max_messages: env.number(
+                "SLUICE_TRANSFORMER_QUEUE_MAX_MESSAGES",
+                1_000_000,
+                1..=1_000_000_000,
+            )?,
             default_concurrency: env.number(
                 "SLUICE_TRANSFORMER_TARGET_CONCURRENCY",
                 16,

@@ -269,7 +269,8 @@ pub async fn delete(
 /// Sends a message; 200 once it is stored.
 #[utoipa::path(post, path = "/v1/queues/{queue}/messages", tag = "queues", request_body = SendInput,
     params(("queue" = String, Path, pattern = "^[-_A-Za-z0-9]{1,80}$")),
-    responses((status = 200, body = Sent), (status = 404, body = Problem)),
+    responses((status = 200, body = Sent), (status = 404, body = Problem),
+        (status = 429, body = Problem, description = "Over the principal's rate, or the queue holds all it may (see Retry-After)")),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn send(
     State(state): State<Shared>,

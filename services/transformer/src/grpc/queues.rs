@@ -127,7 +127,7 @@ impl Queues for QueuesApi {
             .declare_queue(
                 &filled.name,
                 settings,
-                common.queue.max_bytes,
+                self.state.config.queue_max_messages,
                 common.nats.replicas,
             )
             .await
