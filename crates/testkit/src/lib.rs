@@ -44,8 +44,32 @@ pub fn patience(base: Duration) -> Duration {
     base.mul_f64(factor.max(0.1))
 }
 
-/// A free TCP port on loopback.
+/// A free TCP port on loopback, for a server a test starts.
+///
+/// Taken at random below the kernel's ephemeral range (32768 and up on
+/// Linux), where a port the kernel picks for an outgoing connection cannot
+/// take it between now and the server binding it; never the same one twice
+/// in a process.
 pub fn free_port() -> u16 {
+    use std::collections::HashSet;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    for attempt in 0u64..1000 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(attempt);
+        let port = 20_000 + (h.finish() % 12_000) as u16;
+        if given.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
+    // Crowded: let the kernel choose.
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
