@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the local stack as background processes: NATS (JetStream), DynamoDB
-# Local, the processor, the transformer and the gateway. Idempotent: what is already running
+# Local, the processor, the transformer, the notifier and the gateway. Idempotent: what is already running
 # and serving is left alone; anything else (exited, killed, a zombie, alive
 # but not answering) is started again, so `make up` always ends with every
 # process serving.
@@ -24,6 +24,8 @@ GATEWAY_PORT="${SLUICE_GATEWAY_PORT:-8080}"
 PROCESSOR_PORT="${SLUICE_PROCESSOR_PORT:-8081}"
 TRANSFORMER_PORT="${SLUICE_TRANSFORMER_PORT:-8082}"
 TRANSFORMER_GRPC_PORT="${SLUICE_TRANSFORMER_GRPC_PORT:-9082}"
+NOTIFIER_PORT="${SLUICE_NOTIFIER_PORT:-8083}"
+NOTIFIER_GRPC_PORT="${SLUICE_NOTIFIER_GRPC_PORT:-9083}"
 # fsync every JetStream write: on a single node this is what makes a 202 durable
 # against power loss, not just against a process crash. `SLUICE_NATS_SYNC=default`
 # keeps the server's periodic sync.
@@ -112,14 +114,19 @@ export SLUICE_PROCESSOR_LISTEN="127.0.0.1:$PROCESSOR_PORT"
 export SLUICE_TRANSFORMER_LISTEN="127.0.0.1:$TRANSFORMER_PORT"
 export SLUICE_TRANSFORMER_GRPC_LISTEN="127.0.0.1:$TRANSFORMER_GRPC_PORT"
 export SLUICE_TRANSFORMER_URL="http://127.0.0.1:$TRANSFORMER_GRPC_PORT"
+export SLUICE_NOTIFIER_LISTEN="127.0.0.1:$NOTIFIER_PORT"
+export SLUICE_NOTIFIER_GRPC_LISTEN="127.0.0.1:$NOTIFIER_GRPC_PORT"
+export SLUICE_NOTIFIER_URL="http://127.0.0.1:$NOTIFIER_GRPC_PORT"
 # Rule targets may not call sluice's own ports or the servers it runs on.
-export SLUICE_TARGETS_DENY="127.0.0.1:$GATEWAY_PORT,127.0.0.1:$PROCESSOR_PORT,127.0.0.1:$NATS_PORT,127.0.0.1:$NATS_MONITOR_PORT,127.0.0.1:$DYNAMO_PORT${SLUICE_TARGETS_DENY:+,$SLUICE_TARGETS_DENY}"
+export SLUICE_TARGETS_DENY="127.0.0.1:$GATEWAY_PORT,127.0.0.1:$PROCESSOR_PORT,127.0.0.1:$NOTIFIER_PORT,127.0.0.1:$NOTIFIER_GRPC_PORT,127.0.0.1:$NATS_PORT,127.0.0.1:$NATS_MONITOR_PORT,127.0.0.1:$DYNAMO_PORT${SLUICE_TARGETS_DENY:+,$SLUICE_TARGETS_DENY}"
 export SLUICE_GATEWAY_API_KEYS="[{\"principal\":\"dev\",\"key\":\"$key\",\"scopes\":[\"*\"]}]"
 start processor "http://127.0.0.1:$PROCESSOR_PORT/healthz" "$bin/sluice-processor"
 start transformer "http://127.0.0.1:$TRANSFORMER_PORT/healthz" "$bin/sluice-transformer"
+start notifier "http://127.0.0.1:$NOTIFIER_PORT/healthz" "$bin/sluice-notifier"
 start gateway "$gateway_url/healthz" "$bin/sluice-gateway"
 wait_http processor "http://127.0.0.1:$PROCESSOR_PORT/readyz"
 wait_http transformer "http://127.0.0.1:$TRANSFORMER_PORT/readyz"
+wait_http notifier "http://127.0.0.1:$NOTIFIER_PORT/readyz"
 wait_http gateway "$gateway_url/readyz"
 
 cat <<MSG
@@ -128,7 +135,8 @@ sluice is up.
   gateway      $gateway_url   (OpenAPI: $gateway_url/openapi.json)
   dev API key  $key   (every scope)
   transformer  gRPC http://127.0.0.1:$TRANSFORMER_GRPC_PORT (buses, rules, queues; the gateway serves them as REST)
-  metrics      $gateway_url/metrics, http://127.0.0.1:$PROCESSOR_PORT/metrics, http://127.0.0.1:$TRANSFORMER_PORT/metrics
+  notifier     gRPC http://127.0.0.1:$NOTIFIER_GRPC_PORT (topics; the gateway serves them as REST)
+  metrics      $gateway_url/metrics, http://127.0.0.1:$PROCESSOR_PORT/metrics, http://127.0.0.1:$TRANSFORMER_PORT/metrics, http://127.0.0.1:$NOTIFIER_PORT/metrics
   logs         $state/log/
 Both are in .sluice/dev.env:   source .sluice/dev.env
 MSG

@@ -28,6 +28,8 @@ impl LocalStack {
             "SLUICE_PROCESSOR_PORT",
             "SLUICE_TRANSFORMER_PORT",
             "SLUICE_TRANSFORMER_GRPC_PORT",
+            "SLUICE_NOTIFIER_PORT",
+            "SLUICE_NOTIFIER_GRPC_PORT",
         ]
         .iter()
         .map(|k| (k.to_string(), free_port().to_string()))
@@ -111,6 +113,7 @@ async fn make_up_brings_back_whatever_is_not_serving() {
         "SLUICE_GATEWAY_PORT",
         "SLUICE_PROCESSOR_PORT",
         "SLUICE_TRANSFORMER_PORT",
+        "SLUICE_NOTIFIER_PORT",
     ] {
         assert!(serving(&stack.port(port)).await, "{port} not serving");
     }

@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "sluice/v1/bus.proto",
         "sluice/v1/queues.proto",
+        "sluice/v1/topics.proto",
         "sluice/v1/workflows.proto",
     ];
     for f in &files {

@@ -36,6 +36,8 @@ pub struct Stack {
     pub processor: Option<Proc>,
     /// The transformer process, while running.
     pub transformer: Option<Proc>,
+    /// The notifier process.
+    pub notifier: Proc,
     /// Transformer admin port (`/metrics`, `/readyz`).
     pub transformer_port: u16,
     /// Transformer gRPC port.
@@ -77,7 +79,21 @@ impl Stack {
         let processor_port = free_port();
         let transformer_port = free_port();
         let grpc_port = free_port();
+        let notifier_port = free_port();
+        let notifier_grpc_port = free_port();
         let mut env = servers.env(&prefix);
+        env.push((
+            "SLUICE_NOTIFIER_LISTEN".into(),
+            format!("127.0.0.1:{notifier_port}"),
+        ));
+        env.push((
+            "SLUICE_NOTIFIER_GRPC_LISTEN".into(),
+            format!("127.0.0.1:{notifier_grpc_port}"),
+        ));
+        env.push((
+            "SLUICE_NOTIFIER_URL".into(),
+            format!("http://127.0.0.1:{notifier_grpc_port}"),
+        ));
         env.push((
             "SLUICE_TRANSFORMER_LISTEN".into(),
             format!("127.0.0.1:{transformer_port}"),
@@ -125,6 +141,13 @@ impl Stack {
             )
             .await?,
         );
+        let notifier = start_service(
+            "sluice-notifier",
+            &env,
+            notifier_port,
+            log_dir.join("notifier.log"),
+        )
+        .await?;
         let gateway = start_service(
             "sluice-gateway",
             &env,
@@ -153,6 +176,7 @@ impl Stack {
             gateway,
             processor,
             transformer,
+            notifier,
             transformer_port,
             grpc_port,
             url: format!("http://127.0.0.1:{gateway_port}"),
@@ -235,6 +259,8 @@ impl Stack {
     /// Logs of the services, for failure messages.
     pub fn logs(&self) -> String {
         let mut s = self.gateway.log_tail(30);
+        s.push('\n');
+        s.push_str(&self.notifier.log_tail(30));
         for p in [&self.processor, &self.transformer].into_iter().flatten() {
             s.push('\n');
             s.push_str(&p.log_tail(30));

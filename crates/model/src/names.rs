@@ -47,6 +47,11 @@ pub fn check_topic(name: &str) -> Result<(), String> {
     check("a topic name", name, 256, &['-', '_'])
 }
 
+/// A batch entry's id: 1–80 of `A-Z a-z 0-9 - _` (SNS's).
+pub fn check_batch_entry_id(id: &str) -> Result<(), String> {
+    check("a batch entry id", id, 80, &['-', '_'])
+}
+
 /// A workflow type: 1–128 of `A-Z a-z 0-9 . - _`.
 pub fn check_workflow_type(name: &str) -> Result<(), String> {
     check("a workflow type", name, 128, &['.', '-', '_'])

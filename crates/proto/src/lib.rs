@@ -4,6 +4,7 @@
 //!
 //! - `EventBus` (transformer): buses, rules, targets, TestEventPattern.
 //! - `Queues` (transformer): sluice queues.
+//! - `Topics` (notifier): topics and publishing to them.
 //! - `Workflows` (orchestrator): starting workflows.
 
 #![forbid(unsafe_code)]

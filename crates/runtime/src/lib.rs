@@ -2,9 +2,11 @@
 //! (config → telemetry → bind → run until SIGTERM → flush), the
 //! configuration blocks every service reads ([`Common`]), connecting to
 //! NATS and the store with the streams and tables declared ([`Backends`]),
-//! and the readiness check.
+//! the readiness check, and what every gRPC server shares ([`grpc`]).
 
 #![forbid(unsafe_code)]
+
+pub mod grpc;
 
 use std::future::Future;
 use std::net::SocketAddr;

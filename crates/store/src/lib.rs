@@ -17,6 +17,8 @@ pub mod orders;
 pub mod queues;
 pub mod rules;
 mod schema;
+pub mod specs;
+pub mod topics;
 
 use std::collections::HashMap;
 
@@ -139,6 +141,8 @@ pub struct Tables {
     pub rules: String,
     /// Sluice queues, by name.
     pub queues: String,
+    /// Topics, by name.
+    pub topics: String,
 }
 
 impl Tables {
@@ -151,6 +155,7 @@ impl Tables {
             buses: format!("{prefix}buses"),
             rules: format!("{prefix}rules"),
             queues: format!("{prefix}queues"),
+            topics: format!("{prefix}topics"),
         }
     }
 }

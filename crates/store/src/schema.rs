@@ -22,6 +22,7 @@ fn definitions(t: &Tables) -> Vec<(&str, &'static str, Option<&'static str>, boo
         (&t.buses, "name", None, false),
         (&t.rules, "bus", Some("name"), false),
         (&t.queues, "name", None, false),
+        (&t.topics, "name", None, false),
     ]
 }
 

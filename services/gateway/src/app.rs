@@ -28,12 +28,12 @@ use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::routes::rules::test as patterns;
-use crate::routes::{dlq, events, health, inventory, orders, queues, rules};
+use crate::routes::{dlq, events, health, inventory, orders, queues, rules, topics};
 use crate::Shared;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "sluice API", description = "Events, orders, stock, dead letters, buses, rules, targets and queues."),
+    info(title = "sluice API", description = "Events, orders, stock, dead letters, buses, rules, targets, queues and topics."),
     modifiers(&Security),
     components(schemas(crate::error::Problem))
 )]
@@ -100,6 +100,10 @@ fn api_routes() -> OpenApiRouter<Shared> {
         .routes(routes!(queues::send))
         .routes(routes!(queues::delete_message))
         .routes(routes!(queues::change_visibility))
+        .routes(routes!(topics::list))
+        .routes(routes!(topics::put, topics::get, topics::delete))
+        .routes(routes!(topics::publish))
+        .routes(routes!(topics::publish_batch))
 }
 
 fn cors(config: &crate::config::CorsConfig) -> Option<CorsLayer> {

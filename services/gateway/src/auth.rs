@@ -47,6 +47,10 @@ pub mod scope {
     pub const QUEUES_SEND: &str = "queues:send";
     /// Receive, delete and change the visibility of queue messages.
     pub const QUEUES_CONSUME: &str = "queues:consume";
+    /// Create, read and delete topics.
+    pub const TOPICS_ADMIN: &str = "topics:admin";
+    /// Publish to topics.
+    pub const TOPICS_PUBLISH: &str = "topics:publish";
 }
 
 /// Who is calling, with what rights.

@@ -64,6 +64,9 @@ pub struct Config {
     /// `SLUICE_TRANSFORMER_URL`: the transformer's gRPC API (buses, rules,
     /// queues). Default `http://127.0.0.1:9082`, where `make up` runs it.
     pub transformer_url: String,
+    /// `SLUICE_NOTIFIER_URL`: the notifier's gRPC API (topics). Default
+    /// `http://127.0.0.1:9083`, where `make up` runs it.
+    pub notifier_url: String,
     /// `SLUICE_GRPC_TIMEOUT`: deadline of every call to another service. Default 5s.
     #[serde(serialize_with = "serialize_duration")]
     pub grpc_timeout: Duration,
@@ -176,6 +179,18 @@ impl CorsConfig {
     }
 }
 
+/// A service's gRPC address: an http:// or https:// URL.
+fn grpc_url(env: &Env, var: &str, default: &str) -> Result<String, ConfigError> {
+    let u = env.string(var, default);
+    if !(u.starts_with("http://") || u.starts_with("https://")) {
+        return Err(ConfigError::new(
+            var,
+            format!("expected an http:// or https:// URL, got {u:?}"),
+        ));
+    }
+    Ok(u)
+}
+
 impl Config {
     /// Reads the configuration.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -234,16 +249,8 @@ impl Config {
                 "SLUICE_GATEWAY_IDEMPOTENCY_TTL",
                 Duration::from_secs(86_400),
             )?,
-            transformer_url: {
-                let u = env.string("SLUICE_TRANSFORMER_URL", "http://127.0.0.1:9082");
-                if !(u.starts_with("http://") || u.starts_with("https://")) {
-                    return Err(ConfigError::new(
-                        "SLUICE_TRANSFORMER_URL",
-                        format!("expected an http:// or https:// URL, got {u:?}"),
-                    ));
-                }
-                u
-            },
+            transformer_url: grpc_url(env, "SLUICE_TRANSFORMER_URL", "http://127.0.0.1:9082")?,
+            notifier_url: grpc_url(env, "SLUICE_NOTIFIER_URL", "http://127.0.0.1:9083")?,
             grpc_timeout: env.duration("SLUICE_GRPC_TIMEOUT", Duration::from_secs(5))?,
             cors: CorsConfig::from_env(env)?,
             access_log: env.bool("SLUICE_GATEWAY_ACCESS_LOG", true)?,

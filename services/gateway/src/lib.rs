@@ -15,6 +15,7 @@ pub mod buses;
 pub mod config;
 pub mod error;
 pub mod idempotency;
+pub mod notifier;
 pub mod openapi;
 pub mod routes;
 pub mod throttle;
@@ -47,6 +48,8 @@ pub struct State {
     pub throttle: throttle::Throttle,
     /// The transformer's admin API.
     pub transformer: transformer::Transformer,
+    /// The notifier's API.
+    pub notifier: notifier::Notifier,
     /// Which buses exist.
     pub buses: buses::BusCache,
 }
@@ -67,9 +70,12 @@ pub async fn run(
         Backends::connect("gateway", &config.common, Tables::Background, &shutdown).await?;
     let transformer = transformer::Transformer::new(&config.transformer_url, config.grpc_timeout)
         .context("SLUICE_TRANSFORMER_URL")?;
+    let notifier = notifier::Notifier::new(&config.notifier_url, config.grpc_timeout)
+        .context("SLUICE_NOTIFIER_URL")?;
     let state: Shared = Arc::new(State {
         auth: auth::Authenticator::new(&config),
         transformer,
+        notifier,
         buses: buses::BusCache::default(),
         throttle: throttle::Throttle::new(config.rate_per_second, config.burst),
         config,

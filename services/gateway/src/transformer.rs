@@ -48,24 +48,36 @@ impl Transformer {
 
     /// A request with the deadline and the current trace context.
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
-        let mut req = tonic::Request::new(message);
-        req.set_timeout(self.timeout);
-        sluice_telemetry::inject_current(|k, v| {
-            if let (Ok(key), Ok(value)) = (
-                k.parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>(),
-                v.parse(),
-            ) {
-                req.metadata_mut().insert(key, value);
-            }
-        });
-        req
+        request(message, self.timeout)
     }
+}
+
+/// A request to another service with deadline `timeout` and the current
+/// trace context.
+pub fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    req.set_timeout(timeout);
+    sluice_telemetry::inject_current(|k, v| {
+        if let (Ok(key), Ok(value)) = (
+            k.parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>(),
+            v.parse(),
+        ) {
+            req.metadata_mut().insert(key, value);
+        }
+    });
+    req
 }
 
 /// Maps a status from the transformer to the API's problem: the
 /// transformer's field violations become 400s naming the field, under
 /// `prefix` (the JSON pointer of the part of the body sent).
 pub fn problem(status: tonic::Status, prefix: &str) -> ApiError {
+    problem_from(status, prefix, "the event bus")
+}
+
+/// Maps a status from `service` (named in a 503's detail: "the event
+/// bus", "the notifier") to the API's problem, as [`problem`] does.
+pub fn problem_from(status: tonic::Status, prefix: &str, service: &str) -> ApiError {
     let message = status.message().to_string();
     match status.code() {
         Code::InvalidArgument => {
@@ -82,9 +94,9 @@ pub fn problem(status: tonic::Status, prefix: &str) -> ApiError {
         }
         Code::DeadlineExceeded => ApiError::Timeout,
         Code::Unavailable | Code::ResourceExhausted | Code::Cancelled | Code::Unknown => {
-            ApiError::Unavailable(format!("the event bus is unavailable: {message}"))
+            ApiError::Unavailable(format!("{service} is unavailable: {message}"))
         }
-        _ => ApiError::Internal(format!("transformer: {:?}: {message}", status.code())),
+        _ => ApiError::Internal(format!("{service}: {:?}: {message}", status.code())),
     }
 }
 

@@ -6,34 +6,14 @@
 pub mod bus;
 pub mod queues;
 
-use std::time::Duration;
-
 use sluice_proto::v1::event_bus_server::EventBusServer;
 use sluice_proto::v1::queues_server::QueuesServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tower_http::trace::TraceLayer;
-use tracing::{field, info_span};
 
 use crate::Shared;
-
-/// Longest any admin call may take, whatever the caller's deadline.
-const SERVER_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn span_for(req: &http::Request<tonic::body::Body>) -> tracing::Span {
-    let path = req.uri().path().to_string();
-    let span = info_span!(
-        "sluice.transformer.grpc",
-        otel.name = %path,
-        rpc.system = "grpc",
-        rpc.method = %path,
-        trace_id = field::Empty,
-    );
-    sluice_telemetry::set_parent(&span, sluice_telemetry::http_context(req.headers()));
-    span.record("trace_id", sluice_telemetry::trace_id_of(&span));
-    span
-}
 
 /// Serves until `shutdown`; health turns NOT_SERVING first, so balancers
 /// stop sending calls while the last ones finish.
@@ -58,12 +38,12 @@ pub async fn serve(
             .await;
     };
     tonic::transport::Server::builder()
-        .timeout(SERVER_TIMEOUT)
+        .timeout(sluice_runtime::grpc::SERVER_TIMEOUT)
         // Failures are logged where they are understood (internal faults by
         // the error mapping); a NOT_FOUND is not worth an error line.
         .layer(
             TraceLayer::new_for_grpc()
-                .make_span_with(span_for)
+                .make_span_with(sluice_runtime::grpc::span_for("transformer"))
                 .on_failure(()),
         )
         .add_service(health_service)

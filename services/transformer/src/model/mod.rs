@@ -27,34 +27,7 @@ pub const REDACTED: &str = "********";
 /// Largest rule, encoded (well under the store's item limit).
 pub const MAX_RULE_BYTES: usize = 256 * 1024;
 
-/// One thing wrong with a request, and where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    /// JSON pointer into the request's JSON form; `""` for the request as a whole.
-    pub pointer: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl Violation {
-    /// A violation at `pointer`.
-    pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            pointer: pointer.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for Violation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.pointer.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.pointer, self.message)
-        }
-    }
-}
+pub use sluice_runtime::grpc::Violation;
 
 /// What compiling needs besides the rule.
 #[derive(Debug, Clone)]

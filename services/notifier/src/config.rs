@@ -1,0 +1,72 @@
+//! The notifier's configuration, from `SLUICE_*` variables.
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+use sluice_config::{ConfigError, Env, TelemetryConfig};
+use sluice_runtime::Common;
+
+/// Everything the notifier reads at start.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// `SLUICE_NOTIFIER_LISTEN`: address of `/healthz`, `/readyz` and `/metrics`. Default `127.0.0.1:8083`.
+    pub listen: SocketAddr,
+    /// `SLUICE_NOTIFIER_GRPC_LISTEN`: the gRPC API (Topics, health). Default `127.0.0.1:9083`.
+    pub grpc_listen: SocketAddr,
+    /// `SLUICE_NOTIFIER_MAX_TOPICS`: topics allowed. Default 1000.
+    pub max_topics: usize,
+    /// NATS, the store, queue limits and telemetry.
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+impl Config {
+    /// Reads the configuration.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            listen: env.parse(
+                "SLUICE_NOTIFIER_LISTEN",
+                SocketAddr::from(([127, 0, 0, 1], 8083)),
+            )?,
+            grpc_listen: env.parse(
+                "SLUICE_NOTIFIER_GRPC_LISTEN",
+                SocketAddr::from(([127, 0, 0, 1], 9083)),
+            )?,
+            max_topics: env.number("SLUICE_NOTIFIER_MAX_TOPICS", 1000, 1..=100_000)?,
+            common: Common::from_env(env)?,
+        })
+    }
+}
+
+impl sluice_runtime::ServiceConfig for Config {
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.common.telemetry
+    }
+    fn listen(&self) -> (SocketAddr, &'static str) {
+        (self.listen, "SLUICE_NOTIFIER_LISTEN")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_work_for_make_up() {
+        let c = Config::from_env(&Env::default()).unwrap();
+        assert_eq!(c.listen.port(), 8083);
+        assert_eq!(c.grpc_listen.port(), 9083);
+        assert_eq!(c.max_topics, 1000);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            ("SLUICE_NOTIFIER_MAX_TOPICS", "0"),
+            ("SLUICE_NOTIFIER_GRPC_LISTEN", "nowhere"),
+        ] {
+            let err = Config::from_env(&Env::default().with(var, value)).unwrap_err();
+            assert_eq!(err.var, var, "{err}");
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The notifier: sluice's SNS. It keeps topics, serves them over gRPC to
+//! the gateway, and stores every publish in JetStream (`notify.<topic>`)
+//! before acknowledging it, so an acknowledged message is never lost.
+//! Messages published by rules' `topic` targets arrive on the same
+//! subjects.
+//!
+//! - `grpc`: the `Topics` API.
+//! - `app`: the admin endpoints.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod grpc;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use sluice_bus::Bus;
+use sluice_runtime::{Backends, Tables};
+use sluice_store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+/// State shared by the API and the admin endpoints.
+#[derive(Debug)]
+pub struct State {
+    /// Configuration.
+    pub config: Config,
+    /// JetStream.
+    pub bus: Bus,
+    /// The store.
+    pub store: Store,
+}
+
+/// Shared handle on [`State`].
+pub type Shared = Arc<State>;
+
+/// Connects, serves the admin endpoints on `listener` and the gRPC API on
+/// its own address until `shutdown`, then lets the last calls finish.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let grpc_listener = TcpListener::bind(config.grpc_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (SLUICE_NOTIFIER_GRPC_LISTEN)",
+                config.grpc_listen
+            )
+        })?;
+    let Backends { bus, store } =
+        Backends::connect("notifier", &config.common, Tables::Wait, &shutdown).await?;
+    let state: Shared = Arc::new(State { config, bus, store });
+    let admin = axum::serve(listener, app::app(state.clone()))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let admin = tokio::spawn(async move { admin.await });
+    tracing::info!("serving topics");
+    let result = grpc::serve(state, grpc_listener, shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = admin.await;
+    result
+}
