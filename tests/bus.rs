@@ -288,7 +288,7 @@ async fn queues_reserve_no_storage_and_a_full_queue_refuses_sends() {
     let servers = sluice_testkit::Servers::start_opts(false, 6 * (64 << 20))
         .await
         .unwrap();
-    let stack = Stack::start_on(
+    let mut stack = Stack::start_on(
         servers,
         "busqfull",
         &[
@@ -342,6 +342,29 @@ async fn queues_reserve_no_storage_and_a_full_queue_refuses_sends() {
         .post("/v1/queues/q0/messages", &json!({"body": "m3"}))
         .await;
     assert_eq!(code, 200, "{sent}");
+    let (code, _, _) = stack
+        .post("/v1/queues/q0/messages", &json!({"body": "m4"}))
+        .await;
+    assert_eq!(code, 429, "full again");
+
+    // A new bound applies to the queues that exist once the transformer
+    // restarts (it declares every queue again).
+    stack.kill_transformer().await;
+    for (k, v) in stack.env.iter_mut() {
+        if k == "SLUICE_TRANSFORMER_QUEUE_MAX_MESSAGES" {
+            *v = "5".into();
+        }
+    }
+    stack.start_transformer().await.unwrap();
+    assert_eventually!(
+        stack
+            .post("/v1/queues/q0/messages", &json!({"body": "m4"}))
+            .await
+            .0
+            == 200,
+        "the new bound did not apply\n{}",
+        stack.logs()
+    );
 }
 
 trait Map3 {

@@ -137,6 +137,11 @@ async fn a_publish_is_stored_before_it_is_acknowledged_and_checked_as_sns_checks
             "/message_attributes/b/Value",
         ),
         (json!({"message": "m", "subject": "two\nlines"}), "/subject"),
+        (json!({"message": "m", "subject": " indented"}), "/subject"),
+        (
+            json!({"message": "m", "message_attributes": {"n": {"Type": "Number", "Value": "1e-400"}}}),
+            "/message_attributes/n/Value",
+        ),
         (json!({"message": "x".repeat(256 * 1024 + 1)}), ""),
     ] {
         let (code, _, p) = stack.post("/v1/topics/orders/messages", &body).await;

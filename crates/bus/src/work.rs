@@ -18,6 +18,10 @@ use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+/// Fresh pulls after missed heartbeats, with no message between them,
+/// before the consumer is declared again.
+const QUIET_RESTARTS: u32 = 3;
+
 /// Waits until the next message may be taken (a rate limiter).
 pub type PaceFn = dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
 
@@ -55,6 +59,7 @@ pub async fn pull_loop<F>(
 where
     F: FnMut(Message, OwnedSemaphorePermit),
 {
+    let mut quiet_restarts = 0u32;
     'outer: while !stop.is_cancelled() {
         let mut messages = match consumer
             .stream()
@@ -88,25 +93,39 @@ where
                 m = messages.next() => m,
             };
             match next {
-                Some(Ok(msg)) => handle(msg, permit),
-                Some(Err(e)) if e.kind() == MessagesErrorKind::ConsumerDeleted => {
-                    tracing::warn!("the consumer was deleted ({})", pull.what);
-                    return Ended::Broken;
+                Some(Ok(msg)) => {
+                    quiet_restarts = 0;
+                    handle(msg, permit);
                 }
-                Some(Err(e)) => {
-                    // A missed heartbeat means the server holds no pull
-                    // request of ours (the client's count of what it asked
-                    // for and what arrived disagrees with the server's):
-                    // nothing would arrive until the request's expiry. It
-                    // is reported only once everything received has been
-                    // taken, so a new pull loses nothing.
-                    tracing::debug!(error = %e, "pull ({}); pulling afresh", pull.what);
+                Some(Err(e)) if e.kind() == MessagesErrorKind::MissingHeartbeat => {
+                    // The server holds no pull request of ours (the
+                    // client's count of what it asked for and what arrived
+                    // disagrees with the server's): nothing would arrive
+                    // until the request's expiry. It is reported only once
+                    // everything received has been taken; the old pull is
+                    // dropped before the pause, so nothing arrives into it.
+                    drop(messages);
+                    quiet_restarts += 1;
                     metrics::counter!("sluice.pull.restarts").increment(1);
+                    if quiet_restarts >= QUIET_RESTARTS {
+                        tracing::warn!(
+                            "no heartbeat from the server after {quiet_restarts} fresh pulls ({}); declaring the consumer again",
+                            pull.what
+                        );
+                        return Ended::Broken;
+                    }
+                    tracing::debug!(error = %e, "pull ({}); pulling afresh", pull.what);
                     tokio::select! {
                         _ = stop.cancelled() => break 'outer,
                         _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                     }
-                    break;
+                    continue 'outer;
+                }
+                Some(Err(e)) => {
+                    // The consumer was deleted, is gone, or refuses this
+                    // kind of pull: declare it again.
+                    tracing::warn!(error = %e, "cannot pull ({})", pull.what);
+                    return Ended::Broken;
                 }
                 None => break,
             }

@@ -69,7 +69,8 @@ fn escape(name: &str) -> String {
 }
 
 /// Checks a publish as SNS does: a non-empty message; a subject of 1 to 100
-/// printable ASCII characters without line breaks; up to 10 attributes with
+/// printable ASCII characters without line breaks, not starting with a
+/// space; up to 10 attributes with
 /// valid names, types and values; 256 KiB in all (message, and each
 /// attribute's name, type and value).
 pub fn check_publish(p: &Publish) -> Result<(), FieldError> {
@@ -83,10 +84,10 @@ pub fn check_publish(p: &Publish) -> Result<(), FieldError> {
                 format!("must be 1 to {MAX_SUBJECT} characters"),
             ));
         }
-        if !subject.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        if !subject.bytes().all(|b| (0x20..0x7f).contains(&b)) || subject.starts_with(' ') {
             return Err(FieldError::new(
                 "/subject",
-                "must be printable ASCII, without line breaks",
+                "must be printable ASCII without line breaks, starting with a letter, digit or punctuation mark",
             ));
         }
     }
@@ -96,13 +97,12 @@ pub fn check_publish(p: &Publish) -> Result<(), FieldError> {
             format!("at most {MAX_ATTRIBUTES} attributes"),
         ));
     }
-    let mut size = p.message.len();
     for (name, attr) in &p.attributes {
         let at = format!("/message_attributes/{}", escape(name));
         check_attribute_name(name).map_err(|e| FieldError::new(&at, e))?;
         check_attribute(attr).map_err(|(field, e)| FieldError::new(format!("{at}/{field}"), e))?;
-        size += name.len() + attr.kind.len() + attr.value.len();
     }
+    let size = publish_size(p);
     if size > MAX_MESSAGE_BYTES {
         return Err(FieldError::new(
             "",
@@ -169,31 +169,55 @@ fn check_attribute(a: &Attribute) -> Result<(), (&'static str, String)> {
     }
 }
 
-/// SNS's numbers: up to 38 significant digits, from -10^128 to 10^126.
+/// SNS's numbers: up to 38 significant digits, a magnitude from 10^-128
+/// to 10^126 (or zero). Judged on the decimal text, not on an `f64`, which
+/// would round 1E-400 to zero.
 fn check_number(text: &str) -> Result<(), String> {
     let bad = || {
         Err(format!(
-            "{text:?} is not a number SNS accepts (up to 38 digits, -1E128 to 1E126)"
+            "{text:?} is not a number SNS accepts (up to 38 digits, magnitude 1E-128 to 1E126)"
         ))
     };
-    let n: f64 = match text.trim().parse() {
-        Ok(n) => n,
-        Err(_) => return bad(),
+    let t = text.trim();
+    let unsigned = t.strip_prefix(['-', '+']).unwrap_or(t);
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((m, e)) => match e.parse::<i64>() {
+            Ok(e) => (m, e),
+            Err(_) => return bad(),
+        },
+        None => (unsigned, 0),
     };
-    if !n.is_finite() || !(-1e128..=1e126).contains(&n) {
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if (int.is_empty() && frac.is_empty())
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
         return bad();
     }
-    let mantissa = text
-        .trim()
-        .trim_start_matches(['-', '+'])
-        .split(['e', 'E'])
-        .next()
-        .unwrap_or("");
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    if digits.trim_start_matches('0').trim_end_matches('0').len() > 38 {
+    let digits: Vec<u8> = int.bytes().chain(frac.bytes()).collect();
+    let Some(first) = digits.iter().position(|&d| d != b'0') else {
+        return Ok(()); // zero
+    };
+    let last = digits.iter().rposition(|&d| d != b'0').unwrap_or(first);
+    if last - first + 1 > 38 {
+        return bad();
+    }
+    // The power of ten of the first significant digit.
+    let magnitude = exponent + int.len() as i64 - 1 - first as i64;
+    let exactly_one = last == first && digits[first] == b'1';
+    if !(-128..=126).contains(&magnitude) || (magnitude == 126 && !exactly_one) {
         return bad();
     }
     Ok(())
+}
+
+/// The bytes a publish counts against SNS's 256 KiB: the message and each
+/// attribute's name, type and value.
+pub fn publish_size(p: &Publish) -> usize {
+    p.message.len()
+        + p.attributes
+            .iter()
+            .map(|(n, a)| n.len() + a.kind.len() + a.value.len())
+            .sum::<usize>()
 }
 
 #[cfg(test)]
@@ -231,6 +255,15 @@ mod tests {
                 ("colour", "String", "red"),
                 ("sizes", "String.Array", r#"["s", 2, true, null]"#),
                 ("price", "Number", "-12.50e3"),
+                ("zero", "Number", "0.000"),
+                ("tiny", "Number", "-1e-128"),
+                ("huge", "Number", "1E126"),
+                (
+                    "long",
+                    "Number",
+                    "12345678901234567890123456789012345678000",
+                ),
+                ("frac", "Number", ".5"),
                 ("blob", "Binary", "aGVsbG8="),
                 ("a.b-c_d", "String", "x"),
             ],
@@ -316,7 +349,7 @@ mod tests {
             pointer_of(&publish("m", &refs)).as_deref(),
             Some("/message_attributes")
         );
-        for subject in ["", "line\nbreak", "é", &"s".repeat(101)] {
+        for subject in ["", "line\nbreak", "é", " leading space", &"s".repeat(101)] {
             let mut p = publish("m", &[]);
             p.subject = Some(subject.to_string());
             assert_eq!(pointer_of(&p).as_deref(), Some("/subject"), "{subject:?}");

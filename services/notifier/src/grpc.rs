@@ -140,7 +140,8 @@ impl TopicsApi {
         let body = serde_json::to_vec(&message)
             .map_err(|e| AdminError::Internal(format!("encoding a topic message: {e}")))?;
         let message_id = sluice_model::ids::new_id();
-        self.state
+        match self
+            .state
             .bus
             .publish(
                 &sluice_bus::subjects::notify(topic_name),
@@ -148,7 +149,20 @@ impl TopicsApi {
                 body.into(),
                 async_nats::HeaderMap::new(),
             )
-            .await?;
+            .await
+        {
+            Ok(_) => {}
+            // Within SNS's limits, but too large once encoded (JSON escapes
+            // control characters six bytes each): the same message would
+            // fail again, so it is the caller's to change.
+            Err(sluice_bus::BusError::TooLarge { .. }) => {
+                return Err(AdminError::Invalid(Violation::new(
+                    "/message",
+                    "too large to store once encoded (control characters count six bytes each)",
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
         metrics::counter!("sluice.notifier.published").increment(1);
         Ok(message_id)
     }
@@ -293,6 +307,21 @@ impl Topics for TopicsApi {
                 .into());
             }
         }
+        let total: usize = req
+            .entries
+            .iter()
+            .map(|e| topic::publish_size(&publish_of(e)))
+            .sum();
+        if total > topic::MAX_MESSAGE_BYTES {
+            return Err(AdminError::Invalid(Violation::new(
+                "/entries",
+                format!(
+                    "the batch takes {total} bytes; at most {} in all",
+                    topic::MAX_MESSAGE_BYTES
+                ),
+            ))
+            .into());
+        }
         if !self.exists(&req.topic).await? {
             return Err(AdminError::NotFound(format!("no topic named {:?}", req.topic)).into());
         }
@@ -324,6 +353,11 @@ async fn futures_results(
                 r.error_code = "InvalidParameter".into();
                 r.error_message = v.message;
                 r.error_pointer = v.pointer;
+            }
+            Err(AdminError::Internal(m)) => {
+                tracing::error!(error = %m, "publishing a batch entry failed");
+                r.error_code = "InternalError".into();
+                r.error_message = "the notifier failed; the entry may be retried".into();
             }
             Err(e) => {
                 r.error_code = "Unavailable".into();

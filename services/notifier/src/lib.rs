@@ -1,6 +1,7 @@
 //! The notifier: sluice's SNS. It keeps topics, serves them over gRPC to
 //! the gateway, and stores every publish in JetStream (`notify.<topic>`)
-//! before acknowledging it, so an acknowledged message is never lost.
+//! before acknowledging it, so an acknowledged message is never lost
+//! (it is kept for `SLUICE_QUEUE_RETENTION`).
 //! Messages published by rules' `topic` targets arrive on the same
 //! subjects.
 //!

@@ -181,6 +181,41 @@ async fn follow_changes(state: Shared, shutdown: CancellationToken) {
     }
 }
 
+/// Declares every stored queue again, so bounds changed by configuration
+/// or by an upgrade apply to queues created before (a failure is logged;
+/// the queue keeps its old bounds until it is put again).
+async fn redeclare_queues(state: Shared) {
+    use prost::Message as _;
+    let records = match state.store.queues().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the queues to declare them again");
+            return;
+        }
+    };
+    for rec in records {
+        let declared = match sluice_proto::v1::Queue::decode(rec.spec.as_slice())
+            .map_err(|e| e.to_string())
+            .and_then(|q| grpc::queues::check(&q).map_err(|v| v.to_string()))
+        {
+            Ok((_, settings)) => state
+                .bus
+                .declare_queue(
+                    &rec.name,
+                    settings,
+                    state.config.queue_max_messages,
+                    state.config.common.nats.replicas,
+                )
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = declared {
+            tracing::warn!(queue = %rec.name, error = %e, "cannot declare the queue again");
+        }
+    }
+}
+
 /// Deliveries waiting and dead letters, as gauges.
 async fn gauges(state: Shared, shutdown: CancellationToken) {
     loop {
@@ -274,6 +309,7 @@ pub async fn run(
     }
     let grpc = tokio::spawn(grpc::serve(state.clone(), grpc_listener, shutdown.clone()));
     let background = [
+        tokio::spawn(redeclare_queues(state.clone())),
         tokio::spawn(follow_changes(state.clone(), shutdown.clone())),
         tokio::spawn(gauges(state.clone(), shutdown.clone())),
         tokio::spawn({

@@ -66,9 +66,9 @@ pub struct PublishInput {
     /// The message, up to 256 KiB with its attributes.
     #[schema(min_length = 1, max_length = 262144)]
     pub message: String,
-    /// Email subject line: 1 to 100 printable ASCII characters.
+    /// Email subject line: 1 to 100 printable ASCII characters, not starting with a space.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 100, pattern = "^[ -~]+$")]
+    #[schema(min_length = 1, max_length = 100, pattern = "^[!-~][ -~]*$")]
     pub subject: Option<String>,
     /// Up to 10, by name (1 to 256 of letters, digits, `_`, `-`, `.`):
     /// `{"Type": "String"|"String.Array"|"Number"|"Binary", "Value": "..."}`.
@@ -86,9 +86,9 @@ pub struct PublishBatchEntry {
     /// The message, up to 256 KiB with its attributes.
     #[schema(min_length = 1, max_length = 262144)]
     pub message: String,
-    /// Email subject line: 1 to 100 printable ASCII characters.
+    /// Email subject line: 1 to 100 printable ASCII characters, not starting with a space.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 100, pattern = "^[ -~]+$")]
+    #[schema(min_length = 1, max_length = 100, pattern = "^[!-~][ -~]*$")]
     pub subject: Option<String>,
     /// Up to 10, by name, as in a single publish.
     #[serde(default)]
@@ -119,7 +119,7 @@ pub struct PublishBatchResult {
     /// Set when it was published.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
-    /// Set when it was not: `InvalidParameter` or `Unavailable`.
+    /// Set when it was not: `InvalidParameter`, `Unavailable` (retry it) or `InternalError`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
     /// Why it was not.
@@ -186,7 +186,8 @@ pub async fn list(
 /// Creates a topic (201) or changes its attributes (200).
 #[utoipa::path(put, path = "/v1/topics/{topic}", tag = "topics", request_body = TopicInput,
     params(("topic" = String, Path, pattern = "^[-_A-Za-z0-9]{1,256}$")),
-    responses((status = 200, body = Topic), (status = 201, body = Topic), (status = 409, body = Problem)),
+    responses((status = 200, body = Topic), (status = 201, body = Topic),
+        (status = 400, description = "A bad topic name or display name", body = Problem), (status = 409, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn put(
     State(state): State<Shared>,

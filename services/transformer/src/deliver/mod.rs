@@ -217,7 +217,17 @@ async fn worker(
     };
     let declare = || {
         let (state, target) = (state.clone(), target.clone());
-        async move { ensure_consumer(&state, &target).await }
+        async move {
+            // A target removed on another replica has had its consumer
+            // deleted: declaring it again here would leave an orphan.
+            if state.registry.snapshot().target(&target.key).is_none() {
+                return Err(sluice_bus::BusError::Declare {
+                    what: format!("consumer of target {}", target.key),
+                    reason: "the target was removed".into(),
+                });
+            }
+            ensure_consumer(&state, &target).await
+        }
     };
     keep_pulling(declare, pull, slots, pace, &cancel, |msg, permit| {
         let (state, key) = (state.clone(), target.key.clone());
