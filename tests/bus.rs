@@ -377,8 +377,17 @@ impl Map3 for (u16, reqwest::header::HeaderMap, Value) {
 }
 
 #[tokio::test]
-async fn a_topic_target_publishes_topic_messages_for_the_notifier() {
+async fn a_topic_target_publishes_to_the_topics_subscribers() {
     let stack = Stack::start("bustopic", &[]).await.unwrap();
+    stack.put("/v1/topics/alerts", &json!({})).await;
+    stack.put("/v1/queues/inbox", &json!({})).await;
+    let (code, _, sub) = stack
+        .post(
+            "/v1/topics/alerts/subscriptions",
+            &json!({"protocol": "queue", "endpoint": "inbox"}),
+        )
+        .await;
+    assert_eq!(code, 201, "{sub}");
     put_rule(
         &stack,
         "default",
@@ -387,36 +396,29 @@ async fn a_topic_target_publishes_topic_messages_for_the_notifier() {
                "targets": [{"type": "topic", "id": "t", "topic": "alerts", "input": {"constant": true}}]}),
     )
     .await;
-    let event_id = post_event(&stack, &event("shop", 1)).await;
-    assert_eventually!(
-        stack.stream_messages("NOTIFY").await == 1,
-        "nothing on notify.alerts\n{}",
-        stack.logs()
-    );
-    let stream = stack
-        .bus
-        .jetstream()
-        .get_stream(stack.bus.names().notify())
-        .await
-        .unwrap();
-    let m = stream
-        .direct_get_next_for_subject(stack.bus.names().subject("notify.alerts"), Some(1))
-        .await
-        .unwrap();
-    let body: sluice_model::topic::TopicMessage = serde_json::from_slice(&m.payload).unwrap();
+    post_event(&stack, &event("shop", 1)).await;
+    let (code, got) = stack
+        .send(
+            reqwest::Method::POST,
+            "/v1/queues/inbox/receive",
+            Some(&json!({"wait_time_seconds": 20})),
+        )
+        .await;
+    assert_eq!(code, 200, "{got}");
+    let m = &got["messages"][0];
+    let n: Value = serde_json::from_str(m["body"].as_str().unwrap())
+        .unwrap_or_else(|e| panic!("{e}: {got}\n{}", stack.logs()));
+    assert_eq!(n["Type"], "Notification");
     assert_eq!(
-        serde_json::from_str::<Value>(&body.message).unwrap(),
+        serde_json::from_str::<Value>(n["Message"].as_str().unwrap()).unwrap(),
         json!({"constant": true})
     );
+    assert_eq!(m["attributes"]["topic"], "alerts");
     assert_eq!(
-        body.origin.as_deref(),
-        Some("bus/default/rule/alerts/target/t")
+        m["attributes"]["topic_message_id"], n["MessageId"],
+        "the delivery id is the message id"
     );
-    assert_eq!(m.headers.get("Sluice-Event-Id").unwrap().as_str(), event_id);
-    assert!(
-        m.headers.get("Nats-Msg-Id").is_some(),
-        "the delivery id de-duplicates"
-    );
+    assert_eq!(m["attributes"]["subscription"], sub["subscription_id"]);
 }
 
 /// The orchestrator's side of the `workflow` target contract.

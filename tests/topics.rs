@@ -8,20 +8,55 @@
 use serde_json::{json, Value};
 use sluice_e2e::{Stack, READER_KEY};
 
-/// The stored message published last to `topic`, if any.
-async fn last_stored(stack: &Stack, topic: &str) -> Option<Value> {
-    let names = stack.bus.names();
-    let stream = stack
-        .bus
-        .jetstream()
-        .get_stream_no_info(names.notify())
-        .await
-        .unwrap();
-    let subject = names.subject(&sluice_bus::subjects::notify(topic));
-    match stream.direct_get_last_for_subject(&subject).await {
-        Ok(m) => Some(serde_json::from_slice(&m.payload).unwrap()),
-        Err(_) => None,
+/// Creates queue `queue` and subscribes it to `topic` with `extra` fields.
+async fn subscribe_queue(stack: &Stack, topic: &str, queue: &str, extra: Value) -> Value {
+    let (code, q) = stack.put(&format!("/v1/queues/{queue}"), &json!({})).await;
+    assert!(code == 201 || code == 200, "{q}");
+    let mut body = json!({"protocol": "queue", "endpoint": queue});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
     }
+    let (code, _, sub) = stack
+        .post(&format!("/v1/topics/{topic}/subscriptions"), &body)
+        .await;
+    assert_eq!(code, 201, "{sub}");
+    sub
+}
+
+/// Receives from `queue` until `n` messages came (deleting each), or
+/// panics; then makes sure no more arrive within a second.
+async fn receive_exactly(stack: &Stack, queue: &str, n: usize) -> Vec<Value> {
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while got.len() < n && std::time::Instant::now() < deadline {
+        got.extend(receive_some(stack, queue, 5).await);
+    }
+    assert_eq!(got.len(), n, "{queue}: {got:?}\n{}", stack.logs());
+    let more = receive_some(stack, queue, 1).await;
+    assert!(more.is_empty(), "{queue}: more than {n}: {more:?}");
+    got
+}
+
+async fn receive_some(stack: &Stack, queue: &str, wait: u64) -> Vec<Value> {
+    let (code, r) = stack
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/queues/{queue}/receive"),
+            Some(&json!({"wait_time_seconds": wait, "max_messages": 10})),
+        )
+        .await;
+    assert_eq!(code, 200, "{r}");
+    let msgs = r["messages"].as_array().cloned().unwrap_or_default();
+    for m in &msgs {
+        let receipt = m["receipt_handle"].as_str().unwrap();
+        assert_eq!(
+            stack
+                .delete(&format!("/v1/queues/{queue}/messages/{receipt}"))
+                .await,
+            204
+        );
+    }
+    msgs
 }
 
 #[tokio::test]
@@ -84,44 +119,49 @@ async fn topics_are_created_read_listed_and_deleted() {
 }
 
 #[tokio::test]
-async fn a_publish_is_stored_before_it_is_acknowledged_and_checked_as_sns_checks_it() {
+async fn a_publish_reaches_subscribers_raw_or_as_sns_notifications_and_is_checked_as_sns_checks_it()
+{
     let stack = Stack::start_with("publish", &[], false).await.unwrap();
     stack.put("/v1/topics/orders", &json!({})).await;
+    let raw = subscribe_queue(
+        &stack,
+        "orders",
+        "raw",
+        json!({"raw_message_delivery": true}),
+    )
+    .await;
+    assert_eq!(raw["status"], "confirmed");
+    assert_eq!(raw["filter_policy_scope"], "MessageAttributes");
+    subscribe_queue(&stack, "orders", "wrapped", json!({})).await;
+    let attributes = json!({
+        "colour": {"Type": "String", "Value": "red"},
+        "price": {"Type": "Number", "Value": "12.5"},
+        "sizes": {"Type": "String.Array", "Value": "[\"s\", \"m\"]"}
+    });
     let (code, _, got) = stack
         .post(
             "/v1/topics/orders/messages",
-            &json!({
-                "message": "{\"order\": 42}",
-                "subject": "Order 42",
-                "message_attributes": {
-                    "colour": {"Type": "String", "Value": "red"},
-                    "price": {"Type": "Number", "Value": "12.5"},
-                    "sizes": {"Type": "String.Array", "Value": "[\"s\", \"m\"]"}
-                }
-            }),
+            &json!({"message": "{\"order\": 42}", "subject": "Order 42", "message_attributes": attributes}),
         )
         .await;
     assert_eq!(code, 202, "{got}");
     let message_id = got["message_id"].as_str().unwrap();
-    assert!(!message_id.is_empty());
-    let stored = last_stored(&stack, "orders").await.expect("stored");
-    assert_eq!(
-        stored,
-        json!({
-            "message": "{\"order\": 42}",
-            "subject": "Order 42",
-            "message_attributes": {
-                "colour": {"Type": "String", "Value": "red"},
-                "price": {"Type": "Number", "Value": "12.5"},
-                "sizes": {"Type": "String.Array", "Value": "[\"s\", \"m\"]"}
-            },
-            "origin": "gateway/admin"
-        })
-    );
-    let stored_before = stack.stream_messages("NOTIFY").await;
-    assert_eq!(stored_before, 1);
 
-    // Refused: each names the field, and nothing is stored.
+    let r = receive_exactly(&stack, "raw", 1).await;
+    assert_eq!(r[0]["body"], "{\"order\": 42}");
+    assert_eq!(r[0]["attributes"]["topic"], "orders");
+    assert_eq!(r[0]["attributes"]["topic_message_id"], message_id);
+    let w = receive_exactly(&stack, "wrapped", 1).await;
+    let n: Value = serde_json::from_str(w[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(n["Type"], "Notification");
+    assert_eq!(n["MessageId"], message_id);
+    assert_eq!(n["TopicArn"], "arn:sluice:sns:local:000000000000:orders");
+    assert_eq!(n["Subject"], "Order 42");
+    assert_eq!(n["Message"], "{\"order\": 42}");
+    assert_eq!(n["MessageAttributes"], attributes);
+    assert!(n["Timestamp"].as_str().unwrap().ends_with('Z'), "{n}");
+
+    // Refused: each names the field, and nothing reaches a subscriber.
     for (body, pointer) in [
         (json!({"message": ""}), "/message"),
         (
@@ -152,13 +192,20 @@ async fn a_publish_is_stored_before_it_is_acknowledged_and_checked_as_sns_checks
         .post("/v1/topics/missing/messages", &json!({"message": "m"}))
         .await;
     assert_eq!(code, 404, "{p}");
-    assert_eq!(stack.stream_messages("NOTIFY").await, stored_before);
+    assert!(receive_some(&stack, "raw", 1).await.is_empty());
 }
 
 #[tokio::test]
 async fn a_batch_publishes_each_entry_on_its_own() {
     let stack = Stack::start_with("pubbatch", &[], false).await.unwrap();
     stack.put("/v1/topics/orders", &json!({})).await;
+    subscribe_queue(
+        &stack,
+        "orders",
+        "raw",
+        json!({"raw_message_delivery": true}),
+    )
+    .await;
     let (code, _, out) = stack
         .post(
             "/v1/topics/orders/messages/batch",
@@ -183,11 +230,13 @@ async fn a_batch_publishes_each_entry_on_its_own() {
     assert!(r[1].get("message_id").is_none());
     assert!(r[2]["message_id"].is_string());
     assert_ne!(r[0]["message_id"], r[2]["message_id"]);
-    assert_eq!(stack.stream_messages("NOTIFY").await, 2);
-    assert_eq!(
-        last_stored(&stack, "orders").await.unwrap()["message"],
-        "three"
-    );
+    let mut bodies: Vec<String> = receive_exactly(&stack, "raw", 2)
+        .await
+        .iter()
+        .map(|m| m["body"].as_str().unwrap().to_string())
+        .collect();
+    bodies.sort();
+    assert_eq!(bodies, ["one", "three"]);
 
     // The batch itself: 1 to 10 entries with unique ids.
     let eleven: Vec<Value> = (0..11)
@@ -209,9 +258,129 @@ async fn a_batch_publishes_each_entry_on_its_own() {
         assert_eq!(code, 422, "{body}: {p}");
         assert_eq!(p["pointer"], pointer, "{p}");
     }
-    assert_eq!(
-        stack.stream_messages("NOTIFY").await,
-        2,
-        "nothing more stored"
+    assert!(
+        receive_some(&stack, "raw", 1).await.is_empty(),
+        "nothing more published"
     );
+}
+
+#[tokio::test]
+async fn filter_policies_pick_each_subscriptions_messages_and_unsubscribing_stops_them() {
+    let stack = Stack::start_with("fanout", &[], false).await.unwrap();
+    stack.put("/v1/topics/shop", &json!({})).await;
+    subscribe_queue(&stack, "shop", "all", json!({"raw_message_delivery": true})).await;
+    subscribe_queue(
+        &stack,
+        "shop",
+        "red",
+        json!({"raw_message_delivery": true, "filter_policy": {"colour": ["red"]}}),
+    )
+    .await;
+    let big = subscribe_queue(
+        &stack,
+        "shop",
+        "big",
+        json!({"raw_message_delivery": true, "filter_policy_scope": "MessageBody",
+               "filter_policy": {"total": [{"numeric": [">=", 100]}]}}),
+    )
+    .await;
+    let publish = |body: &'static str, colour: Option<&'static str>| {
+        let stack = &stack;
+        async move {
+            let mut m = json!({"message": body});
+            if let Some(c) = colour {
+                m["message_attributes"] = json!({"colour": {"Type": "String", "Value": c}});
+            }
+            let (code, _, r) = stack.post("/v1/topics/shop/messages", &m).await;
+            assert_eq!(code, 202, "{r}");
+        }
+    };
+    publish(r#"{"total": 150}"#, Some("red")).await;
+    publish(r#"{"total": 50}"#, Some("blue")).await;
+    publish(r#"{"total": 500}"#, None).await;
+    publish("not json", Some("red")).await;
+
+    let bodies = |msgs: Vec<Value>| {
+        let mut b: Vec<String> = msgs
+            .iter()
+            .map(|m| m["body"].as_str().unwrap().to_string())
+            .collect();
+        b.sort();
+        b
+    };
+    assert_eq!(receive_exactly(&stack, "all", 4).await.len(), 4);
+    assert_eq!(
+        bodies(receive_exactly(&stack, "red", 2).await),
+        ["not json", r#"{"total": 150}"#]
+    );
+    assert_eq!(
+        bodies(receive_exactly(&stack, "big", 2).await),
+        [r#"{"total": 150}"#, r#"{"total": 500}"#]
+    );
+
+    let (code, list) = stack.get("/v1/topics/shop/subscriptions").await;
+    assert_eq!(code, 200);
+    assert_eq!(list["subscriptions"].as_array().unwrap().len(), 3);
+    let id = big["subscription_id"].as_str().unwrap();
+    assert_eq!(
+        stack
+            .delete(&format!("/v1/topics/shop/subscriptions/{id}"))
+            .await,
+        204
+    );
+    assert_eq!(
+        stack
+            .delete(&format!("/v1/topics/shop/subscriptions/{id}"))
+            .await,
+        404
+    );
+    publish(r#"{"total": 900}"#, None).await;
+    receive_exactly(&stack, "all", 1).await;
+    assert!(
+        receive_some(&stack, "big", 1).await.is_empty(),
+        "unsubscribed"
+    );
+
+    // Bad subscriptions are refused, naming the field; nothing is stored.
+    for (body, code, pointer) in [
+        (
+            json!({"protocol": "sms", "endpoint": "all"}),
+            400,
+            "/protocol",
+        ),
+        (
+            json!({"protocol": "queue", "endpoint": "nope"}),
+            400,
+            "/endpoint",
+        ),
+        (
+            json!({"protocol": "queue", "endpoint": "all", "filter_policy": {"colour": "red"}}),
+            400,
+            "/filter_policy/colour",
+        ),
+        (
+            json!({"protocol": "queue", "endpoint": "all", "filter_policy_scope": "Body"}),
+            400,
+            "/filter_policy_scope",
+        ),
+    ] {
+        let (got, _, p) = stack.post("/v1/topics/shop/subscriptions", &body).await;
+        assert_eq!(got, code, "{body}: {p}");
+        assert_eq!(p["pointer"], pointer, "{p}");
+    }
+    let (code, _, _) = stack
+        .post(
+            "/v1/topics/missing/subscriptions",
+            &json!({"protocol": "queue", "endpoint": "all"}),
+        )
+        .await;
+    assert_eq!(code, 404);
+    let (_, list) = stack.get("/v1/topics/shop/subscriptions").await;
+    assert_eq!(list["subscriptions"].as_array().unwrap().len(), 2);
+
+    // A deleted topic takes its subscriptions with it.
+    assert_eq!(stack.delete("/v1/topics/shop").await, 204);
+    stack.put("/v1/topics/shop", &json!({})).await;
+    let (_, list) = stack.get("/v1/topics/shop/subscriptions").await;
+    assert_eq!(list["subscriptions"], json!([]));
 }

@@ -48,3 +48,9 @@ pub const BUS: &str = "Sluice-Bus";
 pub const RULE: &str = "Sluice-Rule";
 /// Delivery: the target's id within the rule.
 pub const TARGET: &str = "Sluice-Target";
+/// A notifier copy's topic.
+pub const TOPIC: &str = "Sluice-Topic";
+/// A notifier copy's subscription id.
+pub const SUBSCRIPTION: &str = "Sluice-Subscription";
+/// A notifier copy's message id (the topic message it copies).
+pub const MESSAGE_ID: &str = "Sluice-Message-Id";

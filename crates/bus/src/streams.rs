@@ -170,6 +170,10 @@ impl Names {
     pub fn router(&self) -> String {
         format!("{}transformer", self.prefix)
     }
+    /// The notifier's durable consumer on topic messages (the fan-out).
+    pub fn fanout(&self) -> String {
+        format!("{}notifier", self.prefix)
+    }
     /// The durable consumer of one target's deliveries.
     pub fn target(&self, key: &str) -> String {
         format!("{}target_{key}", self.prefix)
@@ -346,6 +350,22 @@ pub fn router_consumer(names: &Names, ack_wait: Duration, max_ack_pending: i64) 
         max_deliver: -1,
         max_ack_pending,
         filter_subject: names.subject(crate::subjects::BUS_ALL),
+        ..Default::default()
+    }
+}
+
+/// The notifier's fan-out consumer on topic messages: every message once
+/// (a work queue), acknowledged when each subscription has it.
+pub fn fanout_consumer(names: &Names, ack_wait: Duration, max_ack_pending: i64) -> pull::Config {
+    pull::Config {
+        durable_name: Some(names.fanout()),
+        description: Some("sluice notifier: fans topic messages out to subscriptions".into()),
+        deliver_policy: DeliverPolicy::All,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait,
+        max_deliver: -1,
+        max_ack_pending,
+        filter_subject: names.subject(crate::subjects::NOTIFY_ALL),
         ..Default::default()
     }
 }

@@ -18,6 +18,7 @@ pub mod queues;
 pub mod rules;
 mod schema;
 pub mod specs;
+pub mod subscriptions;
 pub mod topics;
 
 use std::collections::HashMap;
@@ -143,6 +144,8 @@ pub struct Tables {
     pub queues: String,
     /// Topics, by name.
     pub topics: String,
+    /// Subscriptions, by topic and id.
+    pub subscriptions: String,
 }
 
 impl Tables {
@@ -156,6 +159,7 @@ impl Tables {
             rules: format!("{prefix}rules"),
             queues: format!("{prefix}queues"),
             topics: format!("{prefix}topics"),
+            subscriptions: format!("{prefix}subscriptions"),
         }
     }
 }

@@ -1,6 +1,6 @@
-//! Table creation: every table has a string partition key (and, for rules,
-//! a string sort key), on-demand capacity, and (where items expire) a TTL
-//! attribute `expires_at`.
+//! Table creation: every table has a string partition key (and, for rules
+//! and subscriptions, a string sort key), on-demand capacity, and (where
+//! items expire) a TTL attribute `expires_at`.
 
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ fn definitions(t: &Tables) -> Vec<(&str, &'static str, Option<&'static str>, boo
         (&t.rules, "bus", Some("name"), false),
         (&t.queues, "name", None, false),
         (&t.topics, "name", None, false),
+        (&t.subscriptions, "topic", Some("id"), false),
     ]
 }
 

@@ -104,6 +104,8 @@ fn api_routes() -> OpenApiRouter<Shared> {
         .routes(routes!(topics::put, topics::get, topics::delete))
         .routes(routes!(topics::publish))
         .routes(routes!(topics::publish_batch))
+        .routes(routes!(topics::subscribe, topics::list_subscriptions))
+        .routes(routes!(topics::unsubscribe))
 }
 
 fn cors(config: &crate::config::CorsConfig) -> Option<CorsLayer> {

@@ -15,6 +15,16 @@ pub struct Config {
     pub grpc_listen: SocketAddr,
     /// `SLUICE_NOTIFIER_MAX_TOPICS`: topics allowed. Default 1000.
     pub max_topics: usize,
+    /// `SLUICE_NOTIFIER_MAX_SUBSCRIPTIONS`: subscriptions per topic. Default 100.
+    pub max_subscriptions: usize,
+    /// `SLUICE_ACCOUNT`: account in topic ARNs. Default `000000000000`.
+    pub account: String,
+    /// `SLUICE_REGION`: region in topic ARNs. Default `local`.
+    pub region: String,
+    /// `SLUICE_NOTIFIER_SHUTDOWN_TIMEOUT`: how long fan-outs in flight may
+    /// take after SIGTERM. Default 25s.
+    #[serde(serialize_with = "sluice_config::serialize_duration")]
+    pub shutdown_timeout: std::time::Duration,
     /// NATS, the store, queue limits and telemetry.
     #[serde(flatten)]
     pub common: Common,
@@ -33,8 +43,26 @@ impl Config {
                 SocketAddr::from(([127, 0, 0, 1], 9083)),
             )?,
             max_topics: env.number("SLUICE_NOTIFIER_MAX_TOPICS", 1000, 1..=100_000)?,
+            max_subscriptions: env.number(
+                "SLUICE_NOTIFIER_MAX_SUBSCRIPTIONS",
+                100,
+                1..=12_500_000,
+            )?,
+            account: env.string("SLUICE_ACCOUNT", "000000000000"),
+            region: env.string("SLUICE_REGION", "local"),
+            shutdown_timeout: env.duration(
+                "SLUICE_NOTIFIER_SHUTDOWN_TIMEOUT",
+                std::time::Duration::from_secs(25),
+            )?,
             common: Common::from_env(env)?,
         })
+    }
+}
+
+impl Config {
+    /// A topic's ARN-like name, as notifications carry it.
+    pub fn topic_arn(&self, topic: &str) -> String {
+        format!("arn:sluice:sns:{}:{}:{topic}", self.region, self.account)
     }
 }
 

@@ -260,7 +260,136 @@ impl Topics for TopicsApi {
         {
             return Err(not_found().into());
         }
+        // Its subscriptions go with it, as in SNS.
+        let store = &self.state.store;
+        for rec in store
+            .subscriptions_of(&name)
+            .await
+            .map_err(AdminError::from)?
+        {
+            store
+                .delete_subscription(&name, &rec.id)
+                .await
+                .map_err(AdminError::from)?;
+        }
         Ok(Response::new(v1::DeleteTopicResponse {}))
+    }
+
+    async fn subscribe(
+        &self,
+        request: Request<v1::SubscribeRequest>,
+    ) -> Result<Response<v1::Subscription>, Status> {
+        let sub = request
+            .into_inner()
+            .subscription
+            .ok_or_else(|| AdminError::Invalid(Violation::new("", "a subscription is required")))?;
+        crate::subscriptions::check(&sub).map_err(AdminError::from)?;
+        if !self.exists(&sub.topic).await? {
+            return Err(AdminError::NotFound(format!("no topic named {:?}", sub.topic)).into());
+        }
+        if sub.protocol == "queue"
+            && self
+                .state
+                .bus
+                .queue_state(&sub.endpoint)
+                .await
+                .map_err(AdminError::from)?
+                .is_none()
+        {
+            return Err(AdminError::Invalid(Violation::new(
+                "/endpoint",
+                format!("there is no queue named {:?}", sub.endpoint),
+            ))
+            .into());
+        }
+        let store = &self.state.store;
+        let count = store
+            .subscriptions_of(&sub.topic)
+            .await
+            .map_err(AdminError::from)?
+            .len();
+        let max = self.state.config.max_subscriptions;
+        if count >= max {
+            return Err(AdminError::Conflict(format!(
+                "topic {:?} has {count} subscriptions, the most allowed (SLUICE_NOTIFIER_MAX_SUBSCRIPTIONS is {max})",
+                sub.topic
+            ))
+            .into());
+        }
+        let stored = v1::Subscription {
+            subscription_id: sluice_model::ids::new_id(),
+            status: "confirmed".into(),
+            created_at: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            filter_policy_scope: if sub.filter_policy_scope.is_empty() {
+                "MessageAttributes".into()
+            } else {
+                sub.filter_policy_scope.clone()
+            },
+            ..sub
+        };
+        store
+            .put_subscription(
+                &stored.topic,
+                &stored.subscription_id,
+                stored.encode_to_vec(),
+            )
+            .await
+            .map_err(AdminError::from)?;
+        Ok(Response::new(stored))
+    }
+
+    async fn list_subscriptions(
+        &self,
+        request: Request<v1::ListSubscriptionsRequest>,
+    ) -> Result<Response<v1::ListSubscriptionsResponse>, Status> {
+        let topic = request.into_inner().topic;
+        if !self.exists(&topic).await? {
+            return Err(AdminError::NotFound(format!("no topic named {topic:?}")).into());
+        }
+        let subscriptions = self
+            .state
+            .store
+            .subscriptions_of(&topic)
+            .await
+            .map_err(AdminError::from)?
+            .iter()
+            .map(|r| {
+                v1::Subscription::decode(r.spec.as_slice()).map_err(|e| {
+                    AdminError::Internal(format!("subscription {} cannot be decoded: {e}", r.id))
+                })
+            })
+            .collect::<AdminResult<Vec<_>>>()?;
+        Ok(Response::new(v1::ListSubscriptionsResponse {
+            subscriptions,
+        }))
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: Request<v1::UnsubscribeRequest>,
+    ) -> Result<Response<v1::UnsubscribeResponse>, Status> {
+        let req = request.into_inner();
+        let not_found = || {
+            AdminError::NotFound(format!(
+                "topic {:?} has no subscription {:?}",
+                req.topic, req.subscription_id
+            ))
+        };
+        if sluice_model::names::check_topic(&req.topic).is_err() || req.subscription_id.is_empty() {
+            return Err(not_found().into());
+        }
+        if !self
+            .state
+            .store
+            .delete_subscription(&req.topic, &req.subscription_id)
+            .await
+            .map_err(AdminError::from)?
+        {
+            return Err(not_found().into());
+        }
+        Ok(Response::new(v1::UnsubscribeResponse {}))
     }
 
     async fn publish(

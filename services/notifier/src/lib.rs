@@ -5,14 +5,18 @@
 //! Messages published by rules' `topic` targets arrive on the same
 //! subjects.
 //!
-//! - `grpc`: the `Topics` API.
+//! - `grpc`: the `Topics` API (topics, publishing, subscriptions).
+//! - `subscriptions`: what a subscription is, and which messages it wants.
+//! - `fanout`: topic messages → subscriptions.
 //! - `app`: the admin endpoints.
 
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod config;
+pub mod fanout;
 pub mod grpc;
+pub mod subscriptions;
 
 use std::sync::Arc;
 
@@ -22,6 +26,7 @@ use sluice_runtime::{Backends, Tables};
 use sluice_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use config::Config;
 
@@ -34,6 +39,8 @@ pub struct State {
     pub bus: Bus,
     /// The store.
     pub store: Store,
+    /// Every fan-out in flight (waited for at shutdown).
+    pub tracker: TaskTracker,
 }
 
 /// Shared handle on [`State`].
@@ -56,13 +63,29 @@ pub async fn run(
         })?;
     let Backends { bus, store } =
         Backends::connect("notifier", &config.common, Tables::Wait, &shutdown).await?;
-    let state: Shared = Arc::new(State { config, bus, store });
+    let state: Shared = Arc::new(State {
+        config,
+        bus,
+        store,
+        tracker: TaskTracker::new(),
+    });
     let admin = axum::serve(listener, app::app(state.clone()))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let admin = tokio::spawn(async move { admin.await });
+    let fanout = tokio::spawn(fanout::run(state.clone(), shutdown.clone()));
     tracing::info!("serving topics");
-    let result = grpc::serve(state, grpc_listener, shutdown.clone()).await;
+    let result = grpc::serve(state.clone(), grpc_listener, shutdown.clone()).await;
     shutdown.cancel();
+    let _ = fanout.await;
+    state.tracker.close();
+    if tokio::time::timeout(state.config.shutdown_timeout, state.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "shutdown timeout: unfinished fan-outs are tried again after their ack wait"
+        );
+    }
     let _ = admin.await;
     result
 }

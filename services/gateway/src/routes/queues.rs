@@ -131,7 +131,8 @@ pub struct ReceivedMessage {
     pub receive_count: u64,
     /// When the queue accepted it (RFC 3339).
     pub sent_at: String,
-    /// For rule deliveries: the bus, rule, target and event ids.
+    /// For rule deliveries: the bus, rule, target and event ids; for topic
+    /// subscriptions: the topic, subscription and topic message ids.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub attributes: std::collections::BTreeMap<String, String>,
 }
@@ -355,6 +356,9 @@ pub async fn receive(
                     ("bus", hn::BUS),
                     ("rule", hn::RULE),
                     ("target", hn::TARGET),
+                    ("topic", hn::TOPIC),
+                    ("subscription", hn::SUBSCRIPTION),
+                    ("topic_message_id", hn::MESSAGE_ID),
                 ] {
                     if let Some(v) = h.get(name) {
                         attributes.insert(key.to_string(), v.as_str().to_string());

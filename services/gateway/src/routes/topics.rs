@@ -366,3 +366,165 @@ pub async fn publish_batch(
         .collect();
     Ok(Json(PublishBatchOutput { results }))
 }
+
+/// `POST /v1/topics/{topic}/subscriptions` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeInput {
+    /// `queue` (a sluice queue); `email`, `email-json` and `https` come next.
+    #[schema(pattern = "^queue$")]
+    pub protocol: String,
+    /// For `queue`: the name of an existing sluice queue.
+    #[schema(pattern = "^[-_A-Za-z0-9]{1,80}$")]
+    pub endpoint: String,
+    /// An SNS filter policy; absent: every message.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub filter_policy: Option<serde_json::Value>,
+    /// `MessageAttributes` (default) or `MessageBody`.
+    #[serde(default)]
+    #[schema(pattern = "^(MessageAttributes|MessageBody)$")]
+    pub filter_policy_scope: Option<String>,
+    /// Deliver the message as published instead of the SNS notification JSON.
+    #[serde(default)]
+    pub raw_message_delivery: bool,
+}
+
+/// A subscription.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Subscription {
+    /// Its id.
+    pub subscription_id: String,
+    /// Its topic.
+    pub topic: String,
+    /// `queue`.
+    pub protocol: String,
+    /// For `queue`, the queue's name.
+    pub endpoint: String,
+    /// Its filter policy, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub filter_policy: Option<serde_json::Value>,
+    /// `MessageAttributes` or `MessageBody`.
+    pub filter_policy_scope: String,
+    /// Delivered as published, not as the SNS notification JSON.
+    pub raw_message_delivery: bool,
+    /// `confirmed` or `pending_confirmation`.
+    pub status: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<v1::Subscription> for Subscription {
+    fn from(s: v1::Subscription) -> Self {
+        Self {
+            subscription_id: s.subscription_id,
+            topic: s.topic,
+            protocol: s.protocol,
+            endpoint: s.endpoint,
+            filter_policy: (!s.filter_policy.is_empty())
+                .then(|| serde_json::from_str(&s.filter_policy).ok())
+                .flatten(),
+            filter_policy_scope: s.filter_policy_scope,
+            raw_message_delivery: s.raw_message_delivery,
+            status: s.status,
+            created_at: s.created_at,
+        }
+    }
+}
+
+/// A topic's subscriptions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionList {
+    /// By id.
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// Subscribes an endpoint to a topic (201). A `queue` subscription is
+/// confirmed at once and gets every matching message published from then on.
+#[utoipa::path(post, path = "/v1/topics/{topic}/subscriptions", tag = "topics", request_body = SubscribeInput,
+    params(("topic" = String, Path, pattern = "^[-_A-Za-z0-9]{1,256}$")),
+    responses((status = 201, body = Subscription),
+        (status = 400, description = "An invalid filter policy, or no such queue", body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn subscribe(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    Path(topic): Path<String>,
+    body: JsonBody,
+) -> Result<(StatusCode, Json<Subscription>), ApiError> {
+    principal.require(scope::TOPICS_ADMIN)?;
+    let input: SubscribeInput = body.parse()?;
+    let n = &state.notifier;
+    let out = n
+        .topics()
+        .subscribe(
+            n.request(v1::SubscribeRequest {
+                subscription: Some(v1::Subscription {
+                    topic,
+                    protocol: input.protocol,
+                    endpoint: input.endpoint,
+                    filter_policy: input
+                        .filter_policy
+                        .map(|p| p.to_string())
+                        .unwrap_or_default(),
+                    filter_policy_scope: input.filter_policy_scope.unwrap_or_default(),
+                    raw_message_delivery: input.raw_message_delivery,
+                    ..Default::default()
+                }),
+            }),
+        )
+        .await
+        .map_err(|s| problem(s, ""))?;
+    Ok((StatusCode::CREATED, Json(out.into_inner().into())))
+}
+
+/// A topic's subscriptions.
+#[utoipa::path(get, path = "/v1/topics/{topic}/subscriptions", tag = "topics",
+    params(("topic" = String, Path, pattern = "^[-_A-Za-z0-9]{1,256}$")),
+    responses((status = 200, body = SubscriptionList), (status = 404, body = Problem)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn list_subscriptions(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    Path(topic): Path<String>,
+) -> Result<Json<SubscriptionList>, ApiError> {
+    principal.require(scope::TOPICS_ADMIN)?;
+    let n = &state.notifier;
+    let out = n
+        .topics()
+        .list_subscriptions(n.request(v1::ListSubscriptionsRequest { topic }))
+        .await
+        .map_err(|s| problem(s, ""))?;
+    Ok(Json(SubscriptionList {
+        subscriptions: out
+            .into_inner()
+            .subscriptions
+            .into_iter()
+            .map(Subscription::from)
+            .collect(),
+    }))
+}
+
+/// Removes a subscription.
+#[utoipa::path(delete, path = "/v1/topics/{topic}/subscriptions/{id}", tag = "topics",
+    params(("topic" = String, Path, pattern = "^[-_A-Za-z0-9]{1,256}$"), ("id" = String, Path)),
+    responses((status = 204, description = "Removed"), (status = 404, body = Problem)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn unsubscribe(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    Path((topic, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    principal.require(scope::TOPICS_ADMIN)?;
+    let n = &state.notifier;
+    n.topics()
+        .unsubscribe(n.request(v1::UnsubscribeRequest {
+            topic,
+            subscription_id: id,
+        }))
+        .await
+        .map_err(|s| problem(s, ""))?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,220 @@
+//! The fan-out: every topic message (from a publish, or from a rule's
+//! `topic` target) is read once from `NOTIFY` and given to each confirmed
+//! subscription of its topic whose filter policy it matches, as the SNS
+//! notification JSON or, with raw delivery, as published. The message is
+//! acknowledged only when every such subscription has it; otherwise it is
+//! tried again, and what a subscription already has is not given twice
+//! (each copy's id is the message id and the subscription id, which the
+//! queue de-duplicates).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{AckKind, Message};
+use prost::Message as _;
+use serde_json::{json, Value};
+use sluice_bus::work::{keep_pulling, Pull};
+use sluice_bus::BusError;
+use sluice_model::topic::TopicMessage;
+use sluice_proto::v1;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::subscriptions::Compiled;
+use crate::Shared;
+
+/// Topic messages fanned out at once.
+const CONCURRENCY: usize = 64;
+/// How long a message being fanned out may take before it is tried again.
+const ACK_WAIT: Duration = Duration::from_secs(60);
+/// Delay before a message some subscription did not take is tried again.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// Fans out until `shutdown`.
+pub async fn run(state: Shared, shutdown: CancellationToken) {
+    let declare = || {
+        let state = state.clone();
+        async move {
+            let names = state.bus.names();
+            state
+                .bus
+                .jetstream()
+                .create_consumer_on_stream(
+                    sluice_bus::streams::fanout_consumer(names, ACK_WAIT, 1000),
+                    names.notify(),
+                )
+                .await
+                .map_err(|e| BusError::Declare {
+                    what: "the notifier's consumer".into(),
+                    reason: e.to_string(),
+                })
+        }
+    };
+    let pull = Pull {
+        batch: CONCURRENCY,
+        what: "topic messages",
+    };
+    let slots = Arc::new(Semaphore::new(CONCURRENCY));
+    keep_pulling(declare, pull, slots, None, &shutdown, |msg, permit| {
+        let state = state.clone();
+        state.tracker.clone().spawn(async move {
+            fan_out(&state, msg).await;
+            drop(permit);
+        });
+    })
+    .await;
+}
+
+/// The SNS notification JSON.
+pub fn envelope(
+    topic_arn: &str,
+    message_id: &str,
+    message: &TopicMessage,
+    published: time::OffsetDateTime,
+) -> String {
+    let mut n = json!({
+        "Type": "Notification",
+        "MessageId": message_id,
+        "TopicArn": topic_arn,
+        "Message": message.message,
+        "Timestamp": published
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    });
+    if let Some(subject) = &message.subject {
+        n["Subject"] = Value::String(subject.clone());
+    }
+    if !message.message_attributes.is_empty() {
+        n["MessageAttributes"] = Value::Object(message.message_attributes.clone());
+    }
+    n.to_string()
+}
+
+async fn fan_out(state: &Shared, msg: Message) {
+    let subject = state.bus.names().unprefix(&msg.subject).to_string();
+    let Some(topic) = subject.strip_prefix("notify.") else {
+        let _ = msg.ack_with(AckKind::Term).await;
+        return;
+    };
+    let (published, seq) = match msg.info() {
+        Ok(i) => (i.published, i.stream_sequence),
+        Err(_) => {
+            let _ = msg.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    let message_id = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+        .map(|v| v.as_str().to_string())
+        .unwrap_or_else(|| format!("notify-{seq}"));
+    let message: TopicMessage = match serde_json::from_slice(&msg.payload) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(%topic, error = %e, "a topic message that is not one; dropped");
+            metrics::counter!("sluice.notifier.fanout", "outcome" => "undecodable").increment(1);
+            let _ = msg.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    let records = match state.store.subscriptions_of(topic).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(%topic, error = %e, "cannot read the topic's subscriptions; will retry");
+            let _ = msg.ack_with(AckKind::Nak(Some(RETRY))).await;
+            return;
+        }
+    };
+    let topic_arn = state.config.topic_arn(topic);
+    let mut retry = false;
+    for rec in records {
+        let Some(sub) = v1::Subscription::decode(rec.spec.as_slice())
+            .ok()
+            .and_then(Compiled::new)
+        else {
+            tracing::warn!(%topic, subscription = %rec.id, "a stored subscription does not compile; skipped");
+            continue;
+        };
+        if sub.spec.status != "confirmed" || !sub.wants(&message) {
+            continue;
+        }
+        let body = if sub.spec.raw_message_delivery {
+            message.message.clone()
+        } else {
+            envelope(&topic_arn, &message_id, &message, published)
+        };
+        let copy_id = format!("{message_id}:{}", sub.spec.subscription_id);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(sluice_bus::headers::TOPIC, topic);
+        headers.insert(
+            sluice_bus::headers::SUBSCRIPTION,
+            sub.spec.subscription_id.as_str(),
+        );
+        headers.insert(sluice_bus::headers::MESSAGE_ID, message_id.as_str());
+        let outcome = match sub.spec.protocol.as_str() {
+            "queue" => match state
+                .bus
+                .send_to_queue(&sub.spec.endpoint, &copy_id, body.into(), headers)
+                .await
+            {
+                Ok(Some(_)) => "delivered",
+                Ok(None) => {
+                    tracing::warn!(%topic, subscription = %sub.spec.subscription_id,
+                        queue = %sub.spec.endpoint, "the subscription's queue is gone; the copy is dropped");
+                    "dropped"
+                }
+                Err(e) => {
+                    tracing::warn!(%topic, subscription = %sub.spec.subscription_id, error = %e,
+                        "the subscription's queue did not take the message; will retry");
+                    retry = true;
+                    "retried"
+                }
+            },
+            _ => "unsupported",
+        };
+        metrics::counter!("sluice.notifier.deliveries", "protocol" => "queue", "outcome" => outcome)
+            .increment(1);
+    }
+    if retry {
+        let _ = msg.ack_with(AckKind::Nak(Some(RETRY))).await;
+    } else {
+        if let Err(e) = msg.double_ack().await {
+            tracing::warn!(error = %e, "ack not confirmed; the message may be fanned out again (copies are de-duplicated)");
+        }
+        metrics::counter!("sluice.notifier.fanout", "outcome" => "done").increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_envelope_is_sns_notification_json() {
+        let m = TopicMessage {
+            message: "hi".into(),
+            subject: Some("Hello".into()),
+            message_attributes: json!({"c": {"Type": "String", "Value": "red"}})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            origin: None,
+        };
+        let at = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let e: Value = serde_json::from_str(&envelope("arn:t", "m-1", &m, at)).unwrap();
+        assert_eq!(
+            e,
+            json!({"Type": "Notification", "MessageId": "m-1", "TopicArn": "arn:t",
+                   "Subject": "Hello", "Message": "hi", "Timestamp": "2023-11-14T22:13:20Z",
+                   "MessageAttributes": {"c": {"Type": "String", "Value": "red"}}})
+        );
+        let bare = TopicMessage {
+            subject: None,
+            message_attributes: Default::default(),
+            ..m
+        };
+        let e: Value = serde_json::from_str(&envelope("arn:t", "m-1", &bare, at)).unwrap();
+        assert!(e.get("Subject").is_none() && e.get("MessageAttributes").is_none());
+    }
+}
