@@ -396,7 +396,7 @@ async fn a_topic_target_publishes_to_the_topics_subscribers() {
                "targets": [{"type": "topic", "id": "t", "topic": "alerts", "input": {"constant": true}}]}),
     )
     .await;
-    post_event(&stack, &event("shop", 1)).await;
+    let event_id = post_event(&stack, &event("shop", 1)).await;
     let (code, got) = stack
         .send(
             reqwest::Method::POST,
@@ -414,10 +414,12 @@ async fn a_topic_target_publishes_to_the_topics_subscribers() {
         json!({"constant": true})
     );
     assert_eq!(m["attributes"]["topic"], "alerts");
+    let delivery_id = sluice_model::ids::derive_id(&event_id, "delivery/default/alerts/t");
     assert_eq!(
-        m["attributes"]["topic_message_id"], n["MessageId"],
+        n["MessageId"], delivery_id,
         "the delivery id is the message id"
     );
+    assert_eq!(m["attributes"]["topic_message_id"], delivery_id);
     assert_eq!(m["attributes"]["subscription"], sub["subscription_id"]);
 }
 

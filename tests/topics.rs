@@ -37,6 +37,17 @@ async fn receive_exactly(stack: &Stack, queue: &str, n: usize) -> Vec<Value> {
     got
 }
 
+/// The sequence of the last message ever stored in `NOTIFY`.
+async fn notify_last_seq(stack: &Stack) -> u64 {
+    let mut s = stack
+        .bus
+        .jetstream()
+        .get_stream(stack.bus.names().notify())
+        .await
+        .unwrap();
+    s.info().await.unwrap().state.last_sequence
+}
+
 async fn receive_some(stack: &Stack, queue: &str, wait: u64) -> Vec<Value> {
     let (code, r) = stack
         .send(
@@ -159,9 +170,14 @@ async fn a_publish_reaches_subscribers_raw_or_as_sns_notifications_and_is_checke
     assert_eq!(n["Subject"], "Order 42");
     assert_eq!(n["Message"], "{\"order\": 42}");
     assert_eq!(n["MessageAttributes"], attributes);
-    assert!(n["Timestamp"].as_str().unwrap().ends_with('Z'), "{n}");
+    let ts = n["Timestamp"].as_str().unwrap();
+    assert!(
+        ts.len() == 24 && ts.ends_with('Z') && &ts[19..20] == ".",
+        "SNS's millisecond UTC timestamp: {ts}"
+    );
 
-    // Refused: each names the field, and nothing reaches a subscriber.
+    // Refused: each names the field, and nothing is stored.
+    let stored = notify_last_seq(&stack).await;
     for (body, pointer) in [
         (json!({"message": ""}), "/message"),
         (
@@ -192,6 +208,7 @@ async fn a_publish_reaches_subscribers_raw_or_as_sns_notifications_and_is_checke
         .post("/v1/topics/missing/messages", &json!({"message": "m"}))
         .await;
     assert_eq!(code, 404, "{p}");
+    assert_eq!(notify_last_seq(&stack).await, stored, "nothing stored");
     assert!(receive_some(&stack, "raw", 1).await.is_empty());
 }
 
@@ -239,6 +256,7 @@ async fn a_batch_publishes_each_entry_on_its_own() {
     assert_eq!(bodies, ["one", "three"]);
 
     // The batch itself: 1 to 10 entries with unique ids.
+    let stored = notify_last_seq(&stack).await;
     let eleven: Vec<Value> = (0..11)
         .map(|i| json!({"id": format!("e{i}"), "message": "m"}))
         .collect();
@@ -258,10 +276,7 @@ async fn a_batch_publishes_each_entry_on_its_own() {
         assert_eq!(code, 422, "{body}: {p}");
         assert_eq!(p["pointer"], pointer, "{p}");
     }
-    assert!(
-        receive_some(&stack, "raw", 1).await.is_empty(),
-        "nothing more published"
-    );
+    assert_eq!(notify_last_seq(&stack).await, stored, "nothing more stored");
 }
 
 #[tokio::test]
@@ -320,6 +335,28 @@ async fn filter_policies_pick_each_subscriptions_messages_and_unsubscribing_stop
 
     let (code, list) = stack.get("/v1/topics/shop/subscriptions").await;
     assert_eq!(code, 200);
+    assert_eq!(list["subscriptions"].as_array().unwrap().len(), 3);
+
+    // Subscribing the same endpoint again returns the same subscription;
+    // with other attributes it is a conflict.
+    let (code, _, again) = stack
+        .post(
+            "/v1/topics/shop/subscriptions",
+            &json!({"protocol": "queue", "endpoint": "big", "raw_message_delivery": true,
+                    "filter_policy_scope": "MessageBody",
+                    "filter_policy": {"total": [{"numeric": [">=", 100]}]}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{again}");
+    assert_eq!(again["subscription_id"], big["subscription_id"]);
+    let (code, _, p) = stack
+        .post(
+            "/v1/topics/shop/subscriptions",
+            &json!({"protocol": "queue", "endpoint": "big"}),
+        )
+        .await;
+    assert_eq!(code, 409, "{p}");
+    let (_, list) = stack.get("/v1/topics/shop/subscriptions").await;
     assert_eq!(list["subscriptions"].as_array().unwrap().len(), 3);
     let id = big["subscription_id"].as_str().unwrap();
     assert_eq!(

@@ -77,9 +77,7 @@ pub fn envelope(
         "MessageId": message_id,
         "TopicArn": topic_arn,
         "Message": message.message,
-        "Timestamp": published
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
+        "Timestamp": sns_timestamp(published),
     });
     if let Some(subject) = &message.subject {
         n["Subject"] = Value::String(subject.clone());
@@ -90,6 +88,21 @@ pub fn envelope(
     n.to_string()
 }
 
+/// SNS's timestamps: UTC with milliseconds, `2026-11-23T15:46:24.481Z`.
+pub fn sns_timestamp(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
 async fn fan_out(state: &Shared, msg: Message) {
     let subject = state.bus.names().unprefix(&msg.subject).to_string();
     let Some(topic) = subject.strip_prefix("notify.") else {
@@ -98,7 +111,8 @@ async fn fan_out(state: &Shared, msg: Message) {
     };
     let (published, seq) = match msg.info() {
         Ok(i) => (i.published, i.stream_sequence),
-        Err(_) => {
+        Err(e) => {
+            tracing::warn!(%topic, error = %e, "a topic message without JetStream metadata; dropped");
             let _ = msg.ack_with(AckKind::Term).await;
             return;
         }
@@ -129,12 +143,21 @@ async fn fan_out(state: &Shared, msg: Message) {
     let topic_arn = state.config.topic_arn(topic);
     let mut retry = false;
     for rec in records {
-        let Some(sub) = v1::Subscription::decode(rec.spec.as_slice())
-            .ok()
+        let sub = match v1::Subscription::decode(rec.spec.as_slice())
+            .map_err(|e| e.to_string())
             .and_then(Compiled::new)
-        else {
-            tracing::warn!(%topic, subscription = %rec.id, "a stored subscription does not compile; skipped");
-            continue;
+        {
+            Ok(sub) => sub,
+            Err(e) => {
+                // A stored subscription that cannot be read is a fault of
+                // ours: the message waits rather than pass it by.
+                tracing::error!(%topic, subscription = %rec.id, error = %e,
+                    "a stored subscription cannot be read; the message will be tried again");
+                metrics::counter!("sluice.notifier.fanout", "outcome" => "unreadable_subscription")
+                    .increment(1);
+                retry = true;
+                continue;
+            }
         };
         if sub.spec.status != "confirmed" || !sub.wants(&message) {
             continue;
@@ -159,10 +182,25 @@ async fn fan_out(state: &Shared, msg: Message) {
                 .await
             {
                 Ok(Some(_)) => "delivered",
-                Ok(None) => {
-                    tracing::warn!(%topic, subscription = %sub.spec.subscription_id,
-                        queue = %sub.spec.endpoint, "the subscription's queue is gone; the copy is dropped");
-                    "dropped"
+                // No stream answered: the queue is gone, or JetStream is
+                // between leaders. Only a queue that is really gone loses
+                // its copy.
+                Ok(None) => match state.bus.queue_state(&sub.spec.endpoint).await {
+                    Ok(None) => {
+                        tracing::warn!(%topic, subscription = %sub.spec.subscription_id,
+                            queue = %sub.spec.endpoint, "the subscription's queue is gone; the copy is dropped");
+                        "dropped"
+                    }
+                    _ => {
+                        retry = true;
+                        "retried"
+                    }
+                },
+                // The same copy would never fit: dropped, and said so.
+                Err(e @ BusError::TooLarge { .. }) => {
+                    tracing::error!(%topic, subscription = %sub.spec.subscription_id, error = %e,
+                        "the copy is too large for the queue; dropped");
+                    "too_large"
                 }
                 Err(e) => {
                     tracing::warn!(%topic, subscription = %sub.spec.subscription_id, error = %e,
@@ -201,12 +239,13 @@ mod tests {
                 .unwrap(),
             origin: None,
         };
-        let at = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let at =
+            time::OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
         let e: Value = serde_json::from_str(&envelope("arn:t", "m-1", &m, at)).unwrap();
         assert_eq!(
             e,
             json!({"Type": "Notification", "MessageId": "m-1", "TopicArn": "arn:t",
-                   "Subject": "Hello", "Message": "hi", "Timestamp": "2023-11-14T22:13:20Z",
+                   "Subject": "Hello", "Message": "hi", "Timestamp": "2023-11-14T22:13:20.123Z",
                    "MessageAttributes": {"c": {"Type": "String", "Value": "red"}}})
         );
         let bare = TopicMessage {

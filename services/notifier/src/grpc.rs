@@ -251,16 +251,8 @@ impl Topics for TopicsApi {
         if sluice_model::names::check_topic(&name).is_err() {
             return Err(not_found().into());
         }
-        if !self
-            .state
-            .store
-            .delete_topic(&name)
-            .await
-            .map_err(AdminError::from)?
-        {
-            return Err(not_found().into());
-        }
-        // Its subscriptions go with it, as in SNS.
+        // Its subscriptions go with it, as in SNS: removed first, so a
+        // failure part-way leaves the topic to delete again.
         let store = &self.state.store;
         for rec in store
             .subscriptions_of(&name)
@@ -271,6 +263,9 @@ impl Topics for TopicsApi {
                 .delete_subscription(&name, &rec.id)
                 .await
                 .map_err(AdminError::from)?;
+        }
+        if !store.delete_topic(&name).await.map_err(AdminError::from)? {
+            return Err(not_found().into());
         }
         Ok(Response::new(v1::DeleteTopicResponse {}))
     }
@@ -302,12 +297,46 @@ impl Topics for TopicsApi {
             ))
             .into());
         }
+        // One subscription per (protocol, endpoint), as in SNS: asking
+        // again returns it; asking with other attributes is a conflict.
+        let id = sluice_model::ids::derive_id(
+            &sub.topic,
+            &format!("subscription/{}/{}", sub.protocol, sub.endpoint),
+        );
         let store = &self.state.store;
-        let count = store
+        let existing = store
             .subscriptions_of(&sub.topic)
             .await
-            .map_err(AdminError::from)?
-            .len();
+            .map_err(AdminError::from)?;
+        let scope = if sub.filter_policy_scope.is_empty() {
+            "MessageAttributes".to_string()
+        } else {
+            sub.filter_policy_scope.clone()
+        };
+        if let Some(rec) = existing.iter().find(|r| r.id == id) {
+            let old = v1::Subscription::decode(rec.spec.as_slice()).map_err(|e| {
+                AdminError::Internal(format!("subscription {} cannot be decoded: {e}", rec.id))
+            })?;
+            let same_policy = match (
+                serde_json::from_str::<serde_json::Value>(&old.filter_policy),
+                serde_json::from_str::<serde_json::Value>(&sub.filter_policy),
+            ) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => old.filter_policy == sub.filter_policy,
+            };
+            if same_policy
+                && old.filter_policy_scope == scope
+                && old.raw_message_delivery == sub.raw_message_delivery
+            {
+                return Ok(Response::new(old));
+            }
+            return Err(AdminError::Conflict(format!(
+                "{} {:?} is already subscribed to {:?} with other attributes; unsubscribe it first",
+                sub.protocol, sub.endpoint, sub.topic
+            ))
+            .into());
+        }
+        let count = existing.len();
         let max = self.state.config.max_subscriptions;
         if count >= max {
             return Err(AdminError::Conflict(format!(
@@ -317,16 +346,12 @@ impl Topics for TopicsApi {
             .into());
         }
         let stored = v1::Subscription {
-            subscription_id: sluice_model::ids::new_id(),
+            subscription_id: id,
             status: "confirmed".into(),
             created_at: time::OffsetDateTime::now_utc()
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
-            filter_policy_scope: if sub.filter_policy_scope.is_empty() {
-                "MessageAttributes".into()
-            } else {
-                sub.filter_policy_scope.clone()
-            },
+            filter_policy_scope: scope,
             ..sub
         };
         store

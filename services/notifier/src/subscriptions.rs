@@ -59,10 +59,20 @@ pub struct Compiled {
 }
 
 impl Compiled {
-    /// Compiles a stored subscription (`None` if it no longer compiles).
-    pub fn new(spec: v1::Subscription) -> Option<Self> {
-        let policy = check(&spec).ok()?;
-        Some(Self { spec, policy })
+    /// Compiles a stored subscription's filter policy. Only the policy is
+    /// compiled again, not every rule of a new request, so a stored
+    /// subscription keeps working when request checks tighten.
+    pub fn new(spec: v1::Subscription) -> Result<Self, String> {
+        if spec.filter_policy.is_empty() {
+            return Ok(Self { spec, policy: None });
+        }
+        let scope = scope_of(&spec.filter_policy_scope).map_err(|v| v.to_string())?;
+        let policy: Value = serde_json::from_str(&spec.filter_policy).map_err(|e| e.to_string())?;
+        let policy = FilterPolicy::parse(&policy, scope).map_err(|e| e.message)?;
+        Ok(Self {
+            spec,
+            policy: Some(policy),
+        })
     }
 
     /// Whether `message` goes to this subscription.
@@ -77,7 +87,15 @@ impl Compiled {
                 Err(_) => return false,
             },
         };
-        policy.matches(&subject).unwrap_or(false)
+        match policy.matches(&subject) {
+            Ok(m) => m,
+            Err(e) => {
+                // Attributes the publish check let through but the policy
+                // cannot read: no match, and said so.
+                tracing::debug!(error = %e, "a message the filter policy cannot read");
+                false
+            }
+        }
     }
 }
 
