@@ -149,13 +149,13 @@ async fn fan_out(state: &Shared, msg: Message) {
         {
             Ok(sub) => sub,
             Err(e) => {
-                // A stored subscription that cannot be read is a fault of
-                // ours: the message waits rather than pass it by.
+                // A fault of ours, and it would not heal by waiting:
+                // retrying would only repeat the other subscriptions'
+                // copies. Said loudly, counted, and passed by.
                 tracing::error!(%topic, subscription = %rec.id, error = %e,
-                    "a stored subscription cannot be read; the message will be tried again");
+                    "a stored subscription cannot be read; it gets no copy of this message");
                 metrics::counter!("sluice.notifier.fanout", "outcome" => "unreadable_subscription")
                     .increment(1);
-                retry = true;
                 continue;
             }
         };
