@@ -168,6 +168,23 @@ impl Bus {
         Ok(())
     }
 
+    /// Creates (or updates) the durable pull consumer `config` on `stream`;
+    /// `what` names it in the error.
+    pub async fn declare_consumer(
+        &self,
+        config: jetstream::consumer::pull::Config,
+        stream: String,
+        what: &str,
+    ) -> Result<jetstream::consumer::PullConsumer, BusError> {
+        self.js
+            .create_consumer_on_stream(config, stream)
+            .await
+            .map_err(|e| BusError::Declare {
+                what: what.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
     /// Publishes `payload` to `subject` (unprefixed, e.g. `ingest.event`) with
     /// `msg_id` as `Nats-Msg-Id` and the current trace context, and waits for
     /// JetStream's acknowledgement; `ack.duplicate` tells a de-duplicated retry.

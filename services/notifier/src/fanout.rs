@@ -38,16 +38,12 @@ pub async fn run(state: Shared, shutdown: CancellationToken) {
             let names = state.bus.names();
             state
                 .bus
-                .jetstream()
-                .create_consumer_on_stream(
+                .declare_consumer(
                     sluice_bus::streams::fanout_consumer(names, ACK_WAIT, 1000),
                     names.notify(),
+                    "the notifier's consumer",
                 )
                 .await
-                .map_err(|e| BusError::Declare {
-                    what: "the notifier's consumer".into(),
-                    reason: e.to_string(),
-                })
         }
     };
     let pull = Pull {

@@ -41,16 +41,12 @@ pub async fn run(state: Shared, shutdown: CancellationToken) -> anyhow::Result<(
             let names = state.bus.names();
             state
                 .bus
-                .jetstream()
-                .create_consumer_on_stream(
+                .declare_consumer(
                     sluice_bus::streams::processor_consumer(names, &state.config.common.queue),
                     names.ingest(),
+                    "the processor's consumer",
                 )
                 .await
-                .map_err(|e| sluice_bus::BusError::Declare {
-                    what: "the processor's consumer".into(),
-                    reason: e.to_string(),
-                })
         }
     };
     keep_pulling(declare, pull, slots, None, &shutdown, |msg, permit| {

@@ -45,20 +45,16 @@ pub async fn run(state: Shared, shutdown: CancellationToken) -> anyhow::Result<(
             let names = state.bus.names();
             state
                 .bus
-                .jetstream()
-                .create_consumer_on_stream(
+                .declare_consumer(
                     sluice_bus::streams::router_consumer(
                         names,
                         state.config.router_ack_wait,
                         i64::try_from(state.config.router_concurrency * 4).unwrap_or(i64::MAX),
                     ),
                     names.bus(),
+                    "the router's consumer",
                 )
                 .await
-                .map_err(|e| sluice_bus::BusError::Declare {
-                    what: "the router's consumer".into(),
-                    reason: e.to_string(),
-                })
         }
     };
     keep_pulling(declare, pull, slots, None, &shutdown, |msg, permit| {

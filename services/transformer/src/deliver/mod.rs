@@ -86,18 +86,14 @@ pub async fn ensure_consumer(
             target.destination.kind()
         ),
     );
+    let what = format!(
+        "consumer of target {}/{}/{}",
+        target.bus, target.rule, target.id
+    );
     state
         .bus
-        .jetstream()
-        .create_consumer_on_stream(config, names.deliveries())
+        .declare_consumer(config, names.deliveries(), &what)
         .await
-        .map_err(|e| sluice_bus::BusError::Declare {
-            what: format!(
-                "consumer of target {}/{}/{}",
-                target.bus, target.rule, target.id
-            ),
-            reason: e.to_string(),
-        })
 }
 
 /// Removes a target's consumer and the deliveries still waiting for it.
