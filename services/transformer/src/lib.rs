@@ -14,7 +14,7 @@
 
 #![forbid(unsafe_code)]
 
-pub mod address;
+pub use sluice_outbound::address;
 pub mod app;
 pub mod config;
 pub mod deliver;
@@ -266,7 +266,11 @@ pub async fn run(
     let Backends { bus, store } =
         Backends::connect("transformer", &config.common, Tables::Wait, &shutdown).await?;
     let policy = Arc::new(config.address_policy());
-    let http = deliver::http::client(policy.clone()).context("building the HTTP client")?;
+    let http = sluice_outbound::http::client(
+        policy.clone(),
+        concat!("sluice-transformer/", env!("CARGO_PKG_VERSION")),
+    )
+    .context("building the HTTP client")?;
     let workflows = match &config.orchestrator_url {
         Some(url) => Some(WorkflowsClient::new(
             tonic::transport::Endpoint::from_shared(url.clone())

@@ -16,7 +16,7 @@
 
 pub mod http;
 pub mod oauth;
-pub mod retry;
+pub use sluice_outbound::retry;
 pub mod workflow;
 
 use std::collections::{HashMap, HashSet};

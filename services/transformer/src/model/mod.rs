@@ -38,14 +38,8 @@ pub struct Ctx<'a> {
     pub default_concurrency: u32,
 }
 
-/// How often and how long a target's deliveries are retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retry {
-    /// Retries after the first attempt (0–185).
-    pub max_retries: u32,
-    /// A delivery older than this is dead-lettered instead of retried.
-    pub max_age: Duration,
-}
+/// How often and how long a target's deliveries are retried (0–185 retries).
+pub use sluice_outbound::retry::Retry;
 
 /// A target ready to deliver to.
 #[derive(Debug)]

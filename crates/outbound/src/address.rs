@@ -1,11 +1,12 @@
-//! Which addresses HTTP targets may reach.
+//! Which addresses outbound HTTP (rule targets, webhook subscriptions) may
+//! reach.
 //!
-//! A rule's target is a URL someone typed into an API; without a policy it
-//! could make the transformer call the cloud metadata service or sluice's
+//! A rule's target or a webhook is a URL someone typed into an API; without
+//! a policy it could make sluice call the cloud metadata service or sluice's
 //! own admin ports. Denied by default: link-local addresses (the metadata
 //! services live there), the unspecified and broadcast addresses, the
-//! well-known metadata addresses of other clouds, and the transformer's own
-//! listen addresses. Operators add their own entries
+//! well-known metadata addresses of other clouds, and the calling service's
+//! own listen addresses. Operators add their own entries
 //! (`SLUICE_TARGETS_DENY`, e.g. the other services' addresses) and may
 //! re-allow (`SLUICE_TARGETS_ALLOW`, checked first).
 //!

@@ -1,8 +1,16 @@
-//! What to do after an attempt: the retry policy as a pure function.
+//! What to do after an attempt at a delivery: the retry policy as a pure
+//! function, shared by rule targets and subscriptions.
 
 use std::time::Duration;
 
-use crate::model::Retry;
+/// How often and for how long a delivery is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// A delivery older than this is dead-lettered instead of retried.
+    pub max_age: Duration,
+}
 
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
