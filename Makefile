@@ -8,7 +8,7 @@ PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 
 .PHONY: deps build up down dev test fuzz lint bench fmt clean
 
-deps: ## install the servers and tools into .deps/ (NATS, DynamoDB Local, cargo-deny, schemathesis)
+deps: ## install the servers and tools into .deps/ (NATS, DynamoDB Local, cargo-deny, schemathesis, the mailbox)
 	@bash scripts/deps.sh
 
 build: ## build the service binaries

@@ -6,6 +6,7 @@
 #   .deps/dynamodb-local/          DynamoDB Local + native SQLite (Maven Central)
 #   .deps/cargo/bin/cargo-deny     licence, duplicate and advisory checks (crates.io)
 #   .deps/venv/bin/st              schemathesis, the OpenAPI conformance checker (PyPI)
+#   .deps/mailbox-venv/            aiosmtpd for scripts/mailbox.py, the SMTP server (PyPI)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 deps="$root/.deps"
@@ -59,6 +60,18 @@ else
   python3 -m venv "$deps/venv"
   "$deps/venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
   cp "$req" "$deps/venv/.requirements"
+fi
+
+# --- the mailbox (SMTP server) -------------------------------------------------------
+req="$root/deploy/deps/mailbox.txt"
+if [ -x "$deps/mailbox-venv/bin/python" ] && cmp -s "$req" "$deps/mailbox-venv/.requirements"; then
+  log "mailbox (aiosmtpd) present"
+else
+  log "installing the mailbox's SMTP server (pip, pinned in deploy/deps/mailbox.txt)"
+  rm -rf "$deps/mailbox-venv"
+  python3 -m venv "$deps/mailbox-venv"
+  "$deps/mailbox-venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  cp "$req" "$deps/mailbox-venv/.requirements"
 fi
 
 log "done"

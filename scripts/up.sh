@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the local stack as background processes: NATS (JetStream), DynamoDB
-# Local, the processor, the transformer, the notifier and the gateway. Idempotent: what is already running
+# Local, the mailbox (SMTP), the processor, the transformer, the notifier
+# and the gateway. Idempotent: what is already running
 # and serving is left alone; anything else (exited, killed, a zombie, alive
 # but not answering) is started again, so `make up` always ends with every
 # process serving.
@@ -15,7 +16,7 @@ bin="$root/target/$profile"
 state="${SLUICE_STATE_DIR:-$root/.sluice}"
 # shellcheck source=scripts/proc.sh
 source "$root/scripts/proc.sh"
-mkdir -p "$state/run" "$state/log" "$state/data/nats" "$state/data/dynamodb"
+mkdir -p "$state/run" "$state/log" "$state/data/nats" "$state/data/dynamodb" "$state/data/mailbox"
 
 NATS_PORT="${SLUICE_NATS_PORT:-4222}"
 NATS_MONITOR_PORT="${SLUICE_NATS_MONITOR_PORT:-8222}"
@@ -26,6 +27,9 @@ TRANSFORMER_PORT="${SLUICE_TRANSFORMER_PORT:-8082}"
 TRANSFORMER_GRPC_PORT="${SLUICE_TRANSFORMER_GRPC_PORT:-9082}"
 NOTIFIER_PORT="${SLUICE_NOTIFIER_PORT:-8083}"
 NOTIFIER_GRPC_PORT="${SLUICE_NOTIFIER_GRPC_PORT:-9083}"
+SMTP_PORT="${SLUICE_SMTP_PORT:-2587}"
+SMTPS_PORT="${SLUICE_SMTPS_PORT:-2465}"
+MAILBOX_PORT="${SLUICE_MAILBOX_PORT:-8025}"
 # fsync every JetStream write: on a single node this is what makes a 202 durable
 # against power loss, not just against a process crash. `SLUICE_NATS_SYNC=default`
 # keeps the server's periodic sync.
@@ -94,8 +98,16 @@ ddb="$root/.deps/dynamodb-local/lib"
 (cd "$state/data/dynamodb" && start dynamodb "port:$DYNAMO_PORT" java "-Djava.library.path=$ddb" -Xmx512m -cp "$ddb/*" \
   com.amazonaws.services.dynamodbv2.local.main.ServerRunner \
   -sharedDb -dbPath "$state/data/dynamodb" -port "$DYNAMO_PORT")
+# The mailbox: a real SMTP server (STARTTLS and AUTH) keeping what it receives.
+smtp_password_file="$state/data/mailbox/password"
+[ -f "$smtp_password_file" ] || od -An -N12 -tx1 /dev/urandom | tr -d ' \n' >"$smtp_password_file"
+smtp_password="$(cat "$smtp_password_file")"
+start mailbox "port:$MAILBOX_PORT" "$root/.deps/mailbox-venv/bin/python" "$root/scripts/mailbox.py" \
+  --dir "$state/data/mailbox" --smtp-port "$SMTP_PORT" --smtps-port "$SMTPS_PORT" \
+  --http-port "$MAILBOX_PORT" --user sluice --password "$smtp_password"
 wait_port nats "$NATS_PORT"
 wait_port dynamodb "$DYNAMO_PORT"
+wait_port mailbox "$MAILBOX_PORT"
 
 # --- development credentials ---------------------------------------------------
 if [ -f "$state/dev.env" ] && grep -q '^SLUICE_API_KEY=' "$state/dev.env"; then
@@ -104,7 +116,8 @@ else
   key="dev-$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
 fi
 gateway_url="http://127.0.0.1:$GATEWAY_PORT"
-printf 'SLUICE_GATEWAY_URL=%s\nSLUICE_API_KEY=%s\n' "$gateway_url" "$key" >"$state/dev.env"
+mailbox_url="http://127.0.0.1:$MAILBOX_PORT"
+printf 'SLUICE_GATEWAY_URL=%s\nSLUICE_API_KEY=%s\nSLUICE_SMTP_API_URL=%s\n' "$gateway_url" "$key" "$mailbox_url/api/messages" >"$state/dev.env"
 
 # --- services --------------------------------------------------------------------
 export SLUICE_NATS_URL="nats://127.0.0.1:$NATS_PORT"
@@ -117,8 +130,11 @@ export SLUICE_TRANSFORMER_URL="http://127.0.0.1:$TRANSFORMER_GRPC_PORT"
 export SLUICE_NOTIFIER_LISTEN="127.0.0.1:$NOTIFIER_PORT"
 export SLUICE_NOTIFIER_GRPC_LISTEN="127.0.0.1:$NOTIFIER_GRPC_PORT"
 export SLUICE_NOTIFIER_URL="http://127.0.0.1:$NOTIFIER_GRPC_PORT"
-# Rule targets may not call sluice's own ports or the servers it runs on.
-export SLUICE_TARGETS_DENY="127.0.0.1:$GATEWAY_PORT,127.0.0.1:$PROCESSOR_PORT,127.0.0.1:$NOTIFIER_PORT,127.0.0.1:$NOTIFIER_GRPC_PORT,127.0.0.1:$NATS_PORT,127.0.0.1:$NATS_MONITOR_PORT,127.0.0.1:$DYNAMO_PORT${SLUICE_TARGETS_DENY:+,$SLUICE_TARGETS_DENY}"
+export SLUICE_PUBLIC_URL="$gateway_url"
+export SLUICE_SMTP_URL="smtp://sluice:$smtp_password@localhost:$SMTP_PORT"
+export SLUICE_SMTP_CA_FILE="$state/data/mailbox/ca.pem"
+# Rule targets and webhooks may not call sluice's own ports or the servers it runs on.
+export SLUICE_TARGETS_DENY="127.0.0.1:$GATEWAY_PORT,127.0.0.1:$TRANSFORMER_PORT,127.0.0.1:$TRANSFORMER_GRPC_PORT,127.0.0.1:$SMTP_PORT,127.0.0.1:$SMTPS_PORT,127.0.0.1:$MAILBOX_PORT,127.0.0.1:$PROCESSOR_PORT,127.0.0.1:$NOTIFIER_PORT,127.0.0.1:$NOTIFIER_GRPC_PORT,127.0.0.1:$NATS_PORT,127.0.0.1:$NATS_MONITOR_PORT,127.0.0.1:$DYNAMO_PORT${SLUICE_TARGETS_DENY:+,$SLUICE_TARGETS_DENY}"
 export SLUICE_GATEWAY_API_KEYS="[{\"principal\":\"dev\",\"key\":\"$key\",\"scopes\":[\"*\"]}]"
 start processor "http://127.0.0.1:$PROCESSOR_PORT/healthz" "$bin/sluice-processor"
 start transformer "http://127.0.0.1:$TRANSFORMER_PORT/healthz" "$bin/sluice-transformer"
@@ -136,7 +152,8 @@ sluice is up.
   dev API key  $key   (every scope)
   transformer  gRPC http://127.0.0.1:$TRANSFORMER_GRPC_PORT (buses, rules, queues; the gateway serves them as REST)
   notifier     gRPC http://127.0.0.1:$NOTIFIER_GRPC_PORT (topics; the gateway serves them as REST)
+  mailbox      email sent by sluice: $mailbox_url/api/messages (SMTP with STARTTLS on 127.0.0.1:$SMTP_PORT)
   metrics      $gateway_url/metrics, http://127.0.0.1:$PROCESSOR_PORT/metrics, http://127.0.0.1:$TRANSFORMER_PORT/metrics, http://127.0.0.1:$NOTIFIER_PORT/metrics
   logs         $state/log/
-Both are in .sluice/dev.env:   source .sluice/dev.env
+These are in .sluice/dev.env:   source .sluice/dev.env
 MSG

@@ -30,6 +30,9 @@ impl LocalStack {
             "SLUICE_TRANSFORMER_GRPC_PORT",
             "SLUICE_NOTIFIER_PORT",
             "SLUICE_NOTIFIER_GRPC_PORT",
+            "SLUICE_SMTP_PORT",
+            "SLUICE_SMTPS_PORT",
+            "SLUICE_MAILBOX_PORT",
         ]
         .iter()
         .map(|k| (k.to_string(), free_port().to_string()))
@@ -112,11 +115,64 @@ async fn make_up_brings_back_whatever_is_not_serving() {
         env.contains("SLUICE_GATEWAY_URL=") && env.contains("SLUICE_API_KEY="),
         "{env}"
     );
+    let var = |name: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name} not in dev.env: {env}"))
+            .to_string()
+    };
+    assert!(out.contains(&var("SLUICE_SMTP_API_URL")), "the mailbox is printed: {out}");
+    // Email works out of the box: a subscription's confirmation email
+    // reaches the mailbox, whose API the printed URL serves.
+    let http = reqwest::Client::new();
+    let gw = var("SLUICE_GATEWAY_URL");
+    let key = var("SLUICE_API_KEY");
+    let put = http
+        .put(format!("{gw}/v1/topics/hello"))
+        .header("x-api-key", &key)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let sub = http
+        .post(format!("{gw}/v1/topics/hello/subscriptions"))
+        .header("x-api-key", &key)
+        .json(&serde_json::json!({"protocol": "email", "endpoint": "me@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sub.status(), 201);
+    let mailbox = var("SLUICE_SMTP_API_URL");
+    let mut received = serde_json::Value::Null;
+    for _ in 0..300 {
+        received = http
+            .get(format!("{mailbox}?to=me@example.com"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if received.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        received[0]["subject"], "Confirm your subscription to hello",
+        "{received}"
+    );
+    assert!(received[0]["text"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("{gw}/v1/topics/hello/subscriptions/")));
     for port in [
         "SLUICE_GATEWAY_PORT",
         "SLUICE_PROCESSOR_PORT",
         "SLUICE_TRANSFORMER_PORT",
         "SLUICE_NOTIFIER_PORT",
+        "SLUICE_MAILBOX_PORT",
     ] {
         assert!(serving(&stack.port(port)).await, "{port} not serving");
     }

@@ -126,6 +126,10 @@ impl Stack {
             ),
         ));
         env.push(("SLUICE_GATEWAY_JWT_HS256_SECRET".into(), JWT_SECRET.into()));
+        env.push((
+            "SLUICE_PUBLIC_URL".into(),
+            format!("http://127.0.0.1:{gateway_port}"),
+        ));
         env.push(("SLUICE_PROCESSOR_GAUGE_INTERVAL".into(), "1s".into()));
         for (k, v) in extra {
             env.retain(|(key, _)| key != k);

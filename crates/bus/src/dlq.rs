@@ -65,7 +65,14 @@ pub struct DeadLetter {
     /// For a target's delivery: the target's id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// For a target's delivery: its last response (status and the start of the body).
+    /// For a subscription's delivery: the topic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// For a subscription's delivery: the subscription's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
+    /// For a target's or subscription's delivery: its last response
+    /// (status and the start of the body, or the SMTP reply).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_response: Option<String>,
     /// Subject it was consumed from.
@@ -223,6 +230,8 @@ impl Bus {
             bus: get(h::BUS),
             rule: get(h::RULE),
             target: get(h::TARGET),
+            topic: get(h::TOPIC),
+            subscription: get(h::SUBSCRIPTION),
             last_response: get(h::DLQ_RESPONSE),
             subject: get(h::DLQ_SUBJECT).unwrap_or_default(),
             reason: get(h::DLQ_REASON).unwrap_or_default(),

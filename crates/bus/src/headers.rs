@@ -54,3 +54,7 @@ pub const TOPIC: &str = "Sluice-Topic";
 pub const SUBSCRIPTION: &str = "Sluice-Subscription";
 /// A notifier copy's message id (the topic message it copies).
 pub const MESSAGE_ID: &str = "Sluice-Message-Id";
+/// What a subscription delivery is: `Notification` or `SubscriptionConfirmation`.
+pub const MESSAGE_TYPE: &str = "Sluice-Message-Type";
+/// The subject line of a topic message (emails use it).
+pub const MESSAGE_SUBJECT: &str = "Sluice-Message-Subject";

@@ -178,6 +178,10 @@ impl Names {
     pub fn target(&self, key: &str) -> String {
         format!("{}target_{key}", self.prefix)
     }
+    /// The durable consumer of one subscription's deliveries.
+    pub fn subscription(&self, key: &str) -> String {
+        format!("{}sub_{key}", self.prefix)
+    }
     /// The stream of the sluice queue `name`.
     pub fn queue_stream(&self, name: &str) -> String {
         format!("{}QUEUE_{name}", self.prefix)
@@ -293,7 +297,8 @@ pub fn bus_stream(names: &Names, q: &QueueConfig, replicas: usize) -> Config {
     }
 }
 
-/// Deliveries: one message per (event, rule, target), on the target's own
+/// Deliveries: one message per (event, rule, target) or (topic message,
+/// https or email subscription), on the target's or subscription's own
 /// subject, consumed by that target's own consumer (so one target's
 /// backlog or failures hold back no other), removed when delivered. A
 /// target's subject full → that delivery is refused (the router
@@ -380,8 +385,46 @@ pub fn target_consumer(
     max_ack_pending: i64,
     description: String,
 ) -> pull::Config {
+    delivery_consumer(
+        names.target(key),
+        names,
+        key,
+        ack_wait,
+        max_ack_pending,
+        description,
+    )
+}
+
+/// One https or email subscription's durable consumer, on the deliveries
+/// stream like a target's (`key` from `subjects::subscription_key`): its
+/// own backlog, retries and pending limit.
+pub fn subscription_consumer(
+    names: &Names,
+    key: &str,
+    ack_wait: Duration,
+    max_ack_pending: i64,
+    description: String,
+) -> pull::Config {
+    delivery_consumer(
+        names.subscription(key),
+        names,
+        key,
+        ack_wait,
+        max_ack_pending,
+        description,
+    )
+}
+
+fn delivery_consumer(
+    durable: String,
+    names: &Names,
+    key: &str,
+    ack_wait: Duration,
+    max_ack_pending: i64,
+    description: String,
+) -> pull::Config {
     pull::Config {
-        durable_name: Some(names.target(key)),
+        durable_name: Some(durable),
         description: Some(description),
         deliver_policy: DeliverPolicy::All,
         ack_policy: AckPolicy::Explicit,

@@ -2,7 +2,8 @@
 //!
 //! `ingest.<kind>.<key>` work queues, `bus.<source>.<detail-type>` domain
 //! events, `deliver.<target>` deliveries to one rule's target,
-//! `queue.<name>` sluice queues, `notify.<topic>` topic messages,
+//! `queue.<name>` sluice queues, `notify.<topic>` topic messages (their
+//! copies for https and email subscriptions wait on `deliver.<key>` too),
 //! `dlq.<queue>` dead letters, and `control.<what>` notices between
 //! replicas (core NATS, not stored). Tokens taken from user data are
 //! sanitised so they can never add a level or a wildcard.
@@ -60,6 +61,16 @@ pub fn dlq_target(key: &str) -> String {
 pub fn target_key(bus: &str, rule: &str, id: &str) -> String {
     sluice_model::ids::derive_id(&format!("{bus}/{rule}/{id}"), "target")
 }
+/// The stable key of subscription `id` of topic `topic`: names its
+/// delivery subject (`deliver.<key>`, beside rule targets'), its consumer
+/// and its dead letters. Topic names cannot contain `/`.
+pub fn subscription_key(topic: &str, id: &str) -> String {
+    sluice_model::ids::derive_id(&format!("{topic}/{id}"), "subscription")
+}
+/// The dead letters of one subscription.
+pub fn dlq_subscription(key: &str) -> String {
+    format!("dlq.subscription.{}", token(key))
+}
 /// Messages of the sluice queue `name` (queue names are subject-safe).
 pub fn queue(name: &str) -> String {
     format!("queue.{}", token(name))
@@ -76,6 +87,8 @@ pub fn notify(topic: &str) -> String {
 }
 /// Notice that the rules of a bus changed (payload: the bus name).
 pub const CONTROL_RULES: &str = "control.rules";
+/// Notice that a subscription changed (payload: `<topic>/<id>`).
+pub const CONTROL_SUBSCRIPTIONS: &str = "control.subscriptions";
 /// Presence of transformer replicas (payload: the replica's id).
 pub const CONTROL_PRESENCE: &str = "control.presence.transformer";
 

@@ -85,6 +85,27 @@ pub fn parse_list(text: &str) -> Result<Vec<Entry>, String> {
 pub const DEFAULT_DENY: &str = "169.254.0.0/16,fe80::/10,0.0.0.0/32,::/128,255.255.255.255/32,\
 100.100.100.200/32,fd00:ec2::254/128,metadata.google.internal,metadata";
 
+/// The policy of a service listening on `own`: the defaults, its own
+/// addresses (both loopbacks when it listens on all), then `deny`; `allow`
+/// is checked first.
+pub fn service_policy(own: &[SocketAddr], allow: Vec<Entry>, deny: &[Entry]) -> Policy {
+    let mut all = parse_list(DEFAULT_DENY).unwrap_or_default();
+    for own in own {
+        if own.ip().is_unspecified() {
+            for ip in [
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            ] {
+                all.push(Entry::Socket(SocketAddr::new(ip, own.port())));
+            }
+        } else {
+            all.push(Entry::Socket(*own));
+        }
+    }
+    all.extend(deny.iter().cloned());
+    Policy::new(allow, all)
+}
+
 /// The policy.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {

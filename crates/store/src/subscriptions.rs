@@ -1,6 +1,7 @@
 //! `subscriptions`: a topic's subscriptions, keyed by `topic` and `id`,
 //! each an opaque blob (the notifier's protobuf encoding). A topic's
-//! subscriptions are read with one query, never a scan.
+//! subscriptions are read with one query; only the notifier's list of
+//! subscriptions it delivers to (read at start and when one changes) scans.
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -76,6 +77,52 @@ impl Store {
                 _ => return Ok(out),
             }
         }
+    }
+
+    /// Overwrites a subscription that still exists. Returns `false` when
+    /// it was removed meanwhile (it is then not written back).
+    pub async fn replace_subscription(
+        &self,
+        topic: &str,
+        id: &str,
+        spec: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        applied(
+            self.client
+                .put_item()
+                .table_name(&self.tables.subscriptions)
+                .item("topic", s(topic))
+                .item("id", s(id))
+                .item("spec", AttributeValue::B(Blob::new(spec)))
+                .condition_expression("attribute_exists(id)")
+                .send()
+                .await,
+        )
+    }
+
+    /// One subscription.
+    pub async fn get_subscription(
+        &self,
+        topic: &str,
+        id: &str,
+    ) -> Result<Option<SubscriptionRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.subscriptions)
+            .key("topic", s(topic))
+            .key("id", s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.item().and_then(record))
+    }
+
+    /// Every subscription of every topic (a paged scan).
+    pub async fn all_subscriptions(&self) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        let items = self.scan_all(&self.tables.subscriptions).await?;
+        Ok(items.iter().filter_map(record).collect())
     }
 
     /// Deletes a subscription. Returns `false` when there was none.

@@ -399,3 +399,118 @@ pub async fn start_service_from(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The SMTP user of test mailboxes.
+pub const SMTP_USER: &str = "sluice";
+/// The SMTP password of test mailboxes.
+pub const SMTP_PASSWORD: &str = "test-password";
+
+/// The mailbox (`scripts/mailbox.py`): a real SMTP server with STARTTLS,
+/// implicit TLS and AUTH that keeps what it receives (in its directory,
+/// across restarts) and serves it as JSON.
+#[derive(Debug)]
+pub struct Mailbox {
+    /// The process (None while stopped).
+    pub proc: Option<Proc>,
+    /// SMTP with STARTTLS.
+    pub smtp_port: u16,
+    /// SMTP over TLS.
+    pub smtps_port: u16,
+    /// The JSON API.
+    pub http_port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Mailbox {
+    /// Starts a mailbox with its own directory and ports.
+    pub async fn start() -> Result<Self> {
+        let mut m = Self {
+            proc: None,
+            smtp_port: free_port(),
+            smtps_port: free_port(),
+            http_port: free_port(),
+            dir: tempfile::Builder::new()
+                .prefix("sluice-mailbox-")
+                .tempdir()?,
+        };
+        m.resume().await?;
+        Ok(m)
+    }
+
+    /// Starts it again on the same ports, keeping what it received.
+    pub async fn resume(&mut self) -> Result<()> {
+        let mut cmd = Command::new(deps_dir().join("mailbox-venv/bin/python"));
+        cmd.arg(repo_root().join("scripts/mailbox.py"))
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(["--smtp-port", &self.smtp_port.to_string()])
+            .args(["--smtps-port", &self.smtps_port.to_string()])
+            .args(["--http-port", &self.http_port.to_string()])
+            .args(["--user", SMTP_USER, "--password", SMTP_PASSWORD]);
+        self.proc = Some(Proc::spawn(
+            "mailbox",
+            cmd,
+            self.dir.path().join("mailbox.log"),
+        )?);
+        wait_for_port(self.http_port, "mailbox").await?;
+        wait_for_port(self.smtp_port, "mailbox SMTP").await?;
+        wait_for_port(self.smtps_port, "mailbox SMTPS").await
+    }
+
+    /// Stops it (an SMTP outage); what it received stays.
+    pub async fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill().await;
+        }
+    }
+
+    /// `SLUICE_SMTP_URL` for STARTTLS with AUTH.
+    pub fn starttls_url(&self) -> String {
+        format!(
+            "smtp://{SMTP_USER}:{SMTP_PASSWORD}@localhost:{}",
+            self.smtp_port
+        )
+    }
+
+    /// `SLUICE_SMTP_URL` for implicit TLS with AUTH.
+    pub fn smtps_url(&self) -> String {
+        format!(
+            "smtps://{SMTP_USER}:{SMTP_PASSWORD}@localhost:{}",
+            self.smtps_port
+        )
+    }
+
+    /// `SLUICE_SMTP_CA_FILE`: the CA that issued the server's certificate.
+    pub fn ca_file(&self) -> String {
+        self.dir.path().join("ca.pem").display().to_string()
+    }
+
+    /// The emails received for `to` (all if `None`), oldest first.
+    pub async fn messages(&self, to: Option<&str>) -> Result<Vec<serde_json::Value>> {
+        let mut url = format!("http://127.0.0.1:{}/api/messages", self.http_port);
+        if let Some(to) = to {
+            url.push_str(&format!("?to={to}"));
+        }
+        Ok(reqwest::get(&url).await?.error_for_status()?.json().await?)
+    }
+
+    /// Waits until `to` has received at least `n` emails; returns them.
+    pub async fn wait_for(
+        &self,
+        to: &str,
+        n: usize,
+        within: Duration,
+    ) -> Result<Vec<serde_json::Value>> {
+        let deadline = std::time::Instant::now() + patience(within);
+        loop {
+            let got = self.messages(Some(to)).await.unwrap_or_default();
+            if got.len() >= n {
+                return Ok(got);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("{to} received {} emails, not {n}: {got:?}", got.len());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -64,11 +64,22 @@ impl Modify for Security {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = api_routes().split_for_parts().1;
     doc.merge(long_poll_routes().split_for_parts().1);
+    doc.merge(link_routes().split_for_parts().1);
     crate::openapi::complete(&mut doc);
     doc
 }
 
 /// Routes that may wait (long polling): their timeout adds the longest wait.
+/// Links sent to subscribers: their token is the credential.
+fn link_routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(topics::confirm))
+        .routes(routes!(
+            topics::unsubscribe_link,
+            topics::unsubscribe_one_click
+        ))
+}
+
 fn long_poll_routes() -> OpenApiRouter<Shared> {
     OpenApiRouter::new().routes(routes!(queues::receive))
 }
@@ -106,6 +117,7 @@ fn api_routes() -> OpenApiRouter<Shared> {
         .routes(routes!(topics::publish_batch))
         .routes(routes!(topics::subscribe, topics::list_subscriptions))
         .routes(routes!(topics::unsubscribe))
+        .routes(routes!(topics::rotate_secret))
 }
 
 fn cors(config: &crate::config::CorsConfig) -> Option<CorsLayer> {
@@ -149,6 +161,8 @@ pub fn app(state: Shared) -> Router {
     let (api, mut doc) = api_routes().split_for_parts();
     let (long_poll, long_doc) = long_poll_routes().split_for_parts();
     doc.merge(long_doc);
+    let (links, links_doc) = link_routes().split_for_parts();
+    doc.merge(links_doc);
     crate::openapi::complete(&mut doc);
     let normal = state.config.request_timeout;
     let longest_wait = Duration::from_secs(queues::MAX_WAIT_SECONDS);
@@ -165,7 +179,14 @@ pub fn app(state: Shared) -> Router {
                     .timeout(normal + longest_wait),
             ),
         )
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .merge(
+            links.layer(
+                ServiceBuilder::new()
+                    .layer(HandleErrorLayer::new(overload_error))
+                    .timeout(normal),
+            ),
+        );
     let doc = std::sync::Arc::new(doc);
     let public = Router::new()
         .route("/healthz", get(health::healthz))

@@ -1,11 +1,14 @@
 //! The fan-out: every topic message (from a publish, or from a rule's
 //! `topic` target) is read once from `NOTIFY` and given to each confirmed
 //! subscription of its topic whose filter policy it matches, as the SNS
-//! notification JSON or, with raw delivery, as published. The message is
-//! acknowledged only when every such subscription has it; otherwise it is
-//! tried again, and what a subscription already has is not given twice
-//! (each copy's id is the message id and the subscription id, which the
-//! queue de-duplicates).
+//! notification JSON or, with raw delivery, as published (email: the
+//! message text). A `queue` subscription's copy goes into its queue; an
+//! http(s) or email subscription's copy waits on the subscription's own
+//! delivery subject for its worker (`deliver`). The message is
+//! acknowledged only when every such subscription has its copy stored;
+//! otherwise it is tried again, and what a subscription already has is not
+//! given twice (each copy's id is the message id and the subscription id,
+//! which the stream de-duplicates).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,14 +16,15 @@ use std::time::Duration;
 use async_nats::jetstream::{AckKind, Message};
 use prost::Message as _;
 use serde_json::{json, Value};
+use sluice_bus::dlq::Failure;
 use sluice_bus::work::{keep_pulling, Pull};
-use sluice_bus::BusError;
+use sluice_bus::{subjects, BusError};
 use sluice_model::topic::TopicMessage;
 use sluice_proto::v1;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::subscriptions::Compiled;
+use crate::subscriptions::{delivered, Compiled};
 use crate::Shared;
 
 /// Topic messages fanned out at once.
@@ -67,6 +71,7 @@ pub fn envelope(
     message_id: &str,
     message: &TopicMessage,
     published: time::OffsetDateTime,
+    unsubscribe_url: Option<&str>,
 ) -> String {
     let mut n = json!({
         "Type": "Notification",
@@ -80,6 +85,9 @@ pub fn envelope(
     }
     if !message.message_attributes.is_empty() {
         n["MessageAttributes"] = Value::Object(message.message_attributes.clone());
+    }
+    if let Some(u) = unsubscribe_url {
+        n["UnsubscribeURL"] = Value::String(u.to_string());
     }
     n.to_string()
 }
@@ -158,10 +166,19 @@ async fn fan_out(state: &Shared, msg: Message) {
         if sub.spec.status != "confirmed" || !sub.wants(&message) {
             continue;
         }
-        let body = if sub.spec.raw_message_delivery {
+        let protocol = sub.spec.protocol.as_str();
+        let body = if protocol == "email" || sub.spec.raw_message_delivery {
             message.message.clone()
         } else {
-            envelope(&topic_arn, &message_id, &message, published)
+            let unsubscribe =
+                delivered(protocol).then(|| crate::links::unsubscribe(state, &sub.spec));
+            envelope(
+                &topic_arn,
+                &message_id,
+                &message,
+                published,
+                unsubscribe.as_deref(),
+            )
         };
         let copy_id = format!("{message_id}:{}", sub.spec.subscription_id);
         let mut headers = async_nats::HeaderMap::new();
@@ -171,43 +188,21 @@ async fn fan_out(state: &Shared, msg: Message) {
             sub.spec.subscription_id.as_str(),
         );
         headers.insert(sluice_bus::headers::MESSAGE_ID, message_id.as_str());
-        let outcome = match sub.spec.protocol.as_str() {
-            "queue" => match state
-                .bus
-                .send_to_queue(&sub.spec.endpoint, &copy_id, body.into(), headers)
-                .await
-            {
-                Ok(Some(_)) => "delivered",
-                // No stream answered: the queue is gone, or JetStream is
-                // between leaders. Only a queue that is really gone loses
-                // its copy.
-                Ok(None) => match state.bus.queue_state(&sub.spec.endpoint).await {
-                    Ok(None) => {
-                        tracing::warn!(%topic, subscription = %sub.spec.subscription_id,
-                            queue = %sub.spec.endpoint, "the subscription's queue is gone; the copy is dropped");
-                        "dropped"
-                    }
-                    _ => {
-                        retry = true;
-                        "retried"
-                    }
-                },
-                // The same copy would never fit: dropped, and said so.
-                Err(e @ BusError::TooLarge { .. }) => {
-                    tracing::error!(%topic, subscription = %sub.spec.subscription_id, error = %e,
-                        "the copy is too large for the queue; dropped");
-                    "too_large"
-                }
-                Err(e) => {
-                    tracing::warn!(%topic, subscription = %sub.spec.subscription_id, error = %e,
-                        "the subscription's queue did not take the message; will retry");
-                    retry = true;
-                    "retried"
-                }
-            },
-            _ => "unsupported",
+        // The delivery's id, kept through retries and redrives (webhook-id).
+        headers.insert(sluice_bus::headers::DELIVERY_ID, copy_id.as_str());
+        let outcome = if protocol == "queue" {
+            to_queue(state, topic, &sub, &copy_id, body, headers).await
+        } else {
+            headers.insert(sluice_bus::headers::MESSAGE_TYPE, "Notification");
+            if let Some(subject) = &message.subject {
+                headers.insert(sluice_bus::headers::MESSAGE_SUBJECT, subject.as_str());
+            }
+            to_deliveries(state, topic, &sub, &copy_id, body, headers, published, seq).await
         };
-        metrics::counter!("sluice.notifier.deliveries", "protocol" => "queue", "outcome" => outcome)
+        if outcome == "retried" {
+            retry = true;
+        }
+        metrics::counter!("sluice.notifier.fanout.copies", "protocol" => sub.spec.protocol.clone(), "outcome" => outcome)
             .increment(1);
     }
     if retry {
@@ -217,6 +212,114 @@ async fn fan_out(state: &Shared, msg: Message) {
             tracing::warn!(error = %e, "ack not confirmed; the message may be fanned out again (copies are de-duplicated)");
         }
         metrics::counter!("sluice.notifier.fanout", "outcome" => "done").increment(1);
+    }
+}
+
+/// A queue subscription's copy into its queue.
+async fn to_queue(
+    state: &Shared,
+    topic: &str,
+    sub: &Compiled,
+    copy_id: &str,
+    body: String,
+    headers: async_nats::HeaderMap,
+) -> &'static str {
+    match state
+        .bus
+        .send_to_queue(&sub.spec.endpoint, copy_id, body.into(), headers)
+        .await
+    {
+        Ok(Some(_)) => "delivered",
+        // No stream answered: the queue is gone, or JetStream is between
+        // leaders. Only a queue that is really gone loses its copy.
+        Ok(None) => match state.bus.queue_state(&sub.spec.endpoint).await {
+            Ok(None) => {
+                tracing::warn!(%topic, subscription = %sub.spec.subscription_id,
+                    queue = %sub.spec.endpoint, "the subscription's queue is gone; the copy is dropped");
+                "dropped"
+            }
+            _ => "retried",
+        },
+        // The same copy would never fit: dropped, and said so.
+        Err(e @ BusError::TooLarge { .. }) => {
+            tracing::error!(%topic, subscription = %sub.spec.subscription_id, error = %e,
+                "the copy is too large for the queue; dropped");
+            "too_large"
+        }
+        Err(e) => {
+            tracing::warn!(%topic, subscription = %sub.spec.subscription_id, error = %e,
+                "the subscription's queue did not take the message; will retry");
+            "retried"
+        }
+    }
+}
+
+/// An http(s) or email subscription's copy onto its delivery subject. A
+/// subscription whose backlog is full gets the copy in its dead letters
+/// instead, so it holds back no other subscription.
+#[allow(clippy::too_many_arguments)]
+async fn to_deliveries(
+    state: &Shared,
+    topic: &str,
+    sub: &Compiled,
+    copy_id: &str,
+    body: String,
+    headers: async_nats::HeaderMap,
+    published: time::OffsetDateTime,
+    seq: u64,
+) -> &'static str {
+    let key = subjects::subscription_key(topic, &sub.spec.subscription_id);
+    let subject = subjects::deliver(&key);
+    let payload = bytes::Bytes::from(body);
+    match state
+        .bus
+        .publish(&subject, copy_id, payload.clone(), headers.clone())
+        .await
+    {
+        Ok(_) => "queued",
+        Err(BusError::SubjectFull { .. }) => {
+            let reason = format!(
+                "the subscription already has {} deliveries waiting (SLUICE_TARGET_MAX_BACKLOG)",
+                state.config.common.queue.target_max_backlog
+            );
+            let source = format!("full-{key}");
+            let failure = Failure {
+                subject: &subject,
+                msg_id: copy_id,
+                payload: &payload,
+                headers: Some(&headers),
+                reason: &reason,
+                attempts: 0,
+                terminal: false,
+                accepted_at: published,
+                source_stream: &source,
+                source_seq: seq,
+                last_response: None,
+            };
+            tracing::warn!(%topic, subscription = %sub.spec.subscription_id,
+                "the subscription's backlog is full; dead-lettering its copy");
+            match state
+                .bus
+                .dead_letter_to(&subjects::dlq_subscription(&key), &failure)
+                .await
+            {
+                Ok(()) => "backlog_full",
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot dead-letter the copy; will retry");
+                    "retried"
+                }
+            }
+        }
+        Err(e @ BusError::TooLarge { .. }) => {
+            tracing::error!(%topic, subscription = %sub.spec.subscription_id, error = %e,
+                "the copy is too large for the deliveries stream; dropped");
+            "too_large"
+        }
+        Err(e) => {
+            tracing::warn!(%topic, subscription = %sub.spec.subscription_id, error = %e,
+                "the copy was not stored; will retry");
+            "retried"
+        }
     }
 }
 
@@ -237,7 +340,7 @@ mod tests {
         };
         let at =
             time::OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
-        let e: Value = serde_json::from_str(&envelope("arn:t", "m-1", &m, at)).unwrap();
+        let e: Value = serde_json::from_str(&envelope("arn:t", "m-1", &m, at, None)).unwrap();
         assert_eq!(
             e,
             json!({"Type": "Notification", "MessageId": "m-1", "TopicArn": "arn:t",
@@ -249,7 +352,9 @@ mod tests {
             message_attributes: Default::default(),
             ..m
         };
-        let e: Value = serde_json::from_str(&envelope("arn:t", "m-1", &bare, at)).unwrap();
+        let e: Value =
+            serde_json::from_str(&envelope("arn:t", "m-1", &bare, at, Some("http://u"))).unwrap();
         assert!(e.get("Subject").is_none() && e.get("MessageAttributes").is_none());
+        assert_eq!(e["UnsubscribeURL"], "http://u");
     }
 }

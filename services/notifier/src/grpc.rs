@@ -19,6 +19,54 @@ use crate::Shared;
 
 /// Longest display name (SNS's).
 pub const MAX_DISPLAY_NAME: usize = 100;
+/// A subscription that receives messages.
+pub const CONFIRMED: &str = "confirmed";
+/// A subscription waiting for its endpoint to confirm it.
+pub const PENDING: &str = "pending_confirmation";
+/// How long a rotated-out signing secret keeps signing, by default.
+pub const DEFAULT_OVERLAP: u32 = 86_400;
+/// The longest overlap.
+pub const MAX_OVERLAP: u32 = 604_800;
+
+fn now_text() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A new link token: 32 random bytes, base64url.
+fn new_token() -> String {
+    use base64::Engine as _;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Compares two secrets without a timing difference that depends on where
+/// they first differ (their hashes are compared).
+fn same_secret(a: &str, b: &str) -> bool {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(a.as_bytes()) == sha2::Sha256::digest(b.as_bytes())
+}
+
+fn no_subscription(topic: &str, id: &str) -> AdminError {
+    AdminError::NotFound(format!("topic {topic:?} has no subscription {id:?}"))
+}
+
+fn decode_subscription(spec: &[u8], id: &str) -> AdminResult<v1::Subscription> {
+    v1::Subscription::decode(spec)
+        .map_err(|e| AdminError::Internal(format!("subscription {id} cannot be decoded: {e}")))
+}
+
+/// A subscription as callers see it: never its token or a rotated-out
+/// secret; its signing secret only when `with_secret`.
+pub fn shown(mut sub: v1::Subscription, with_secret: bool) -> v1::Subscription {
+    sub.token.clear();
+    sub.previous_signing_secret.clear();
+    if !with_secret {
+        sub.signing_secret.clear();
+    }
+    sub
+}
 
 /// The service.
 #[derive(Debug, Clone)]
@@ -109,6 +157,95 @@ impl TopicsApi {
         })?;
         t.created_at = rec.created_at.clone();
         Ok(t)
+    }
+
+    /// A stored subscription, or NOT_FOUND.
+    async fn find(&self, topic: &str, id: &str) -> AdminResult<v1::Subscription> {
+        if sluice_model::names::check_topic(topic).is_err() || id.is_empty() {
+            return Err(no_subscription(topic, id));
+        }
+        let rec = self
+            .state
+            .store
+            .get_subscription(topic, id)
+            .await?
+            .ok_or_else(|| no_subscription(topic, id))?;
+        decode_subscription(&rec.spec, &rec.id)
+    }
+
+    /// The subscription whose token `token` is; NOT_FOUND otherwise (a
+    /// wrong token learns nothing more than a missing subscription).
+    async fn with_token(
+        &self,
+        topic: &str,
+        id: &str,
+        token: &str,
+    ) -> AdminResult<v1::Subscription> {
+        let sub = self.find(topic, id).await?;
+        if sub.token.is_empty() || !same_secret(&sub.token, token) {
+            return Err(no_subscription(topic, id));
+        }
+        Ok(sub)
+    }
+
+    /// Writes a changed subscription back, unless it was removed meanwhile.
+    async fn replace(&self, sub: &v1::Subscription) -> AdminResult<()> {
+        if !self
+            .state
+            .store
+            .replace_subscription(&sub.topic, &sub.subscription_id, sub.encode_to_vec())
+            .await?
+        {
+            return Err(no_subscription(&sub.topic, &sub.subscription_id));
+        }
+        crate::deliver::announce(&self.state, &sub.topic, &sub.subscription_id).await;
+        Ok(())
+    }
+
+    /// Removes a subscription and whatever still waits for it. Returns
+    /// `false` when there was none.
+    async fn remove_subscription(&self, topic: &str, id: &str) -> AdminResult<bool> {
+        if sluice_model::names::check_topic(topic).is_err() || id.is_empty() {
+            return Ok(false);
+        }
+        let removed = self.state.store.delete_subscription(topic, id).await?;
+        let key = sluice_bus::subjects::subscription_key(topic, id);
+        // Also when it was already gone: a removal that failed half-way is
+        // finished by the next one.
+        crate::deliver::discard(&self.state, &key).await?;
+        if removed {
+            crate::deliver::announce(&self.state, topic, id).await;
+        }
+        Ok(removed)
+    }
+
+    /// Sends (again) the confirmation request or email of a pending
+    /// subscription, through its own delivery subject so it is retried and
+    /// dead-lettered like any delivery.
+    async fn request_confirmation(&self, sub: &v1::Subscription) -> AdminResult<()> {
+        let key = sluice_bus::subjects::subscription_key(&sub.topic, &sub.subscription_id);
+        let mut headers = async_nats::HeaderMap::new();
+        let delivery_id = format!("confirm-{}", sub.subscription_id);
+        headers.insert(
+            sluice_bus::headers::MESSAGE_TYPE,
+            "SubscriptionConfirmation",
+        );
+        headers.insert(sluice_bus::headers::DELIVERY_ID, delivery_id.as_str());
+        headers.insert(sluice_bus::headers::TOPIC, sub.topic.as_str());
+        headers.insert(
+            sluice_bus::headers::SUBSCRIPTION,
+            sub.subscription_id.as_str(),
+        );
+        self.state
+            .bus
+            .publish(
+                &sluice_bus::subjects::deliver(&key),
+                &delivery_id,
+                crate::links::confirmation(&self.state, sub).into(),
+                headers,
+            )
+            .await?;
+        Ok(())
     }
 
     async fn exists(&self, name: &str) -> AdminResult<bool> {
@@ -259,10 +396,7 @@ impl Topics for TopicsApi {
             .await
             .map_err(AdminError::from)?
         {
-            store
-                .delete_subscription(&name, &rec.id)
-                .await
-                .map_err(AdminError::from)?;
+            self.remove_subscription(&name, &rec.id).await?;
         }
         if !store.delete_topic(&name).await.map_err(AdminError::from)? {
             return Err(not_found().into());
@@ -278,7 +412,11 @@ impl Topics for TopicsApi {
             .into_inner()
             .subscription
             .ok_or_else(|| AdminError::Invalid(Violation::new("", "a subscription is required")))?;
-        crate::subscriptions::check(&sub).map_err(AdminError::from)?;
+        let checks = crate::subscriptions::Checks {
+            policy: &self.state.policy,
+            email: self.state.mailer.is_some(),
+        };
+        crate::subscriptions::check(&sub, checks).map_err(AdminError::from)?;
         if !self.exists(&sub.topic).await? {
             return Err(AdminError::NotFound(format!("no topic named {:?}", sub.topic)).into());
         }
@@ -314,9 +452,7 @@ impl Topics for TopicsApi {
             sub.filter_policy_scope.clone()
         };
         if let Some(rec) = existing.iter().find(|r| r.id == id) {
-            let old = v1::Subscription::decode(rec.spec.as_slice()).map_err(|e| {
-                AdminError::Internal(format!("subscription {} cannot be decoded: {e}", rec.id))
-            })?;
+            let old = decode_subscription(&rec.spec, &rec.id)?;
             let same_policy = match (
                 serde_json::from_str::<serde_json::Value>(&old.filter_policy),
                 serde_json::from_str::<serde_json::Value>(&sub.filter_policy),
@@ -327,8 +463,14 @@ impl Topics for TopicsApi {
             if same_policy
                 && old.filter_policy_scope == scope
                 && old.raw_message_delivery == sub.raw_message_delivery
+                && old.delivery_policy.unwrap_or_default()
+                    == sub.delivery_policy.unwrap_or_default()
             {
-                return Ok(Response::new(old));
+                // Asked again while pending: the confirmation is sent again.
+                if old.status == PENDING {
+                    self.request_confirmation(&old).await?;
+                }
+                return Ok(Response::new(shown(old, true)));
             }
             return Err(AdminError::Conflict(format!(
                 "{} {:?} is already subscribed to {:?} with other attributes; unsubscribe it first",
@@ -345,13 +487,22 @@ impl Topics for TopicsApi {
             ))
             .into());
         }
+        let confirms = crate::subscriptions::delivered(&sub.protocol);
+        let webhook = matches!(sub.protocol.as_str(), "http" | "https");
         let stored = v1::Subscription {
             subscription_id: id,
-            status: "confirmed".into(),
-            created_at: time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            status: if confirms { PENDING } else { CONFIRMED }.into(),
+            created_at: now_text(),
             filter_policy_scope: scope,
+            token: new_token(),
+            signing_secret: if webhook {
+                crate::webhook::new_secret()
+            } else {
+                String::new()
+            },
+            previous_signing_secret: String::new(),
+            previous_secret_expires_at: String::new(),
+            confirmed_at: if confirms { String::new() } else { now_text() },
             ..sub
         };
         store
@@ -362,7 +513,11 @@ impl Topics for TopicsApi {
             )
             .await
             .map_err(AdminError::from)?;
-        Ok(Response::new(stored))
+        if confirms {
+            crate::deliver::announce(&self.state, &stored.topic, &stored.subscription_id).await;
+            self.request_confirmation(&stored).await?;
+        }
+        Ok(Response::new(shown(stored, true)))
     }
 
     async fn list_subscriptions(
@@ -380,11 +535,7 @@ impl Topics for TopicsApi {
             .await
             .map_err(AdminError::from)?
             .iter()
-            .map(|r| {
-                v1::Subscription::decode(r.spec.as_slice()).map_err(|e| {
-                    AdminError::Internal(format!("subscription {} cannot be decoded: {e}", r.id))
-                })
-            })
+            .map(|r| decode_subscription(&r.spec, &r.id).map(|s| shown(s, false)))
             .collect::<AdminResult<Vec<_>>>()?;
         Ok(Response::new(v1::ListSubscriptionsResponse {
             subscriptions,
@@ -396,25 +547,81 @@ impl Topics for TopicsApi {
         request: Request<v1::UnsubscribeRequest>,
     ) -> Result<Response<v1::UnsubscribeResponse>, Status> {
         let req = request.into_inner();
-        let not_found = || {
-            AdminError::NotFound(format!(
-                "topic {:?} has no subscription {:?}",
-                req.topic, req.subscription_id
-            ))
-        };
-        if sluice_model::names::check_topic(&req.topic).is_err() || req.subscription_id.is_empty() {
-            return Err(not_found().into());
+        if !req.token.is_empty() {
+            self.with_token(&req.topic, &req.subscription_id, &req.token)
+                .await?;
         }
         if !self
-            .state
-            .store
-            .delete_subscription(&req.topic, &req.subscription_id)
-            .await
-            .map_err(AdminError::from)?
+            .remove_subscription(&req.topic, &req.subscription_id)
+            .await?
         {
-            return Err(not_found().into());
+            return Err(no_subscription(&req.topic, &req.subscription_id).into());
         }
         Ok(Response::new(v1::UnsubscribeResponse {}))
+    }
+
+    async fn confirm_subscription(
+        &self,
+        request: Request<v1::ConfirmSubscriptionRequest>,
+    ) -> Result<Response<v1::Subscription>, Status> {
+        let req = request.into_inner();
+        let sub = self
+            .with_token(&req.topic, &req.subscription_id, &req.token)
+            .await?;
+        if sub.status == CONFIRMED {
+            return Ok(Response::new(shown(sub, false)));
+        }
+        let confirmed = v1::Subscription {
+            status: CONFIRMED.into(),
+            confirmed_at: now_text(),
+            ..sub
+        };
+        self.replace(&confirmed).await?;
+        tracing::info!(topic = %confirmed.topic, subscription = %confirmed.subscription_id,
+            protocol = %confirmed.protocol, "subscription confirmed");
+        Ok(Response::new(shown(confirmed, false)))
+    }
+
+    async fn rotate_signing_secret(
+        &self,
+        request: Request<v1::RotateSigningSecretRequest>,
+    ) -> Result<Response<v1::Subscription>, Status> {
+        let req = request.into_inner();
+        let overlap = req.overlap_seconds.unwrap_or(DEFAULT_OVERLAP);
+        if overlap > MAX_OVERLAP {
+            return Err(AdminError::Invalid(Violation::new(
+                "/overlap_seconds",
+                format!("must be 0 to {MAX_OVERLAP}"),
+            ))
+            .into());
+        }
+        let sub = self.find(&req.topic, &req.subscription_id).await?;
+        if !matches!(sub.protocol.as_str(), "http" | "https") {
+            return Err(AdminError::Invalid(Violation::new(
+                "",
+                "only http and https subscriptions have a signing secret",
+            ))
+            .into());
+        }
+        let until = time::OffsetDateTime::now_utc() + time::Duration::seconds(i64::from(overlap));
+        let rotated = v1::Subscription {
+            previous_signing_secret: if overlap > 0 {
+                sub.signing_secret.clone()
+            } else {
+                String::new()
+            },
+            previous_secret_expires_at: if overlap > 0 {
+                until
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            },
+            signing_secret: crate::webhook::new_secret(),
+            ..sub
+        };
+        self.replace(&rotated).await?;
+        Ok(Response::new(shown(rotated, true)))
     }
 
     async fn publish(

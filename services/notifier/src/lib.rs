@@ -7,16 +7,25 @@
 //!
 //! - `grpc`: the `Topics` API (topics, publishing, subscriptions).
 //! - `subscriptions`: what a subscription is, and which messages it wants.
-//! - `fanout`: topic messages → subscriptions.
+//! - `fanout`: topic messages → subscriptions (queues directly; http(s)
+//!   and email through their own delivery subjects).
+//! - `deliver`: one worker per http(s) and email subscription, with its
+//!   retries and dead-letter queue; `webhook` (signed requests) and
+//!   `email` (SMTP) make the attempts; `links` are the confirm and
+//!   unsubscribe links.
 //! - `app`: the admin endpoints.
 
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod config;
+pub mod deliver;
+pub mod email;
 pub mod fanout;
 pub mod grpc;
+pub mod links;
 pub mod subscriptions;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -39,8 +48,16 @@ pub struct State {
     pub bus: Bus,
     /// The store.
     pub store: Store,
-    /// Every fan-out in flight (waited for at shutdown).
+    /// Every fan-out and delivery in flight (waited for at shutdown).
     pub tracker: TaskTracker,
+    /// Which addresses webhooks may reach.
+    pub policy: Arc<sluice_outbound::address::Policy>,
+    /// The webhook client (guarded by `policy`).
+    pub http: reqwest::Client,
+    /// The SMTP client, if email is set up.
+    pub mailer: Option<email::Mailer>,
+    /// The http(s) and email subscriptions delivered to.
+    pub registry: deliver::Registry,
 }
 
 /// Shared handle on [`State`].
@@ -61,6 +78,20 @@ pub async fn run(
                 config.grpc_listen
             )
         })?;
+    let policy = Arc::new(config.address_policy());
+    let http = sluice_outbound::http::client(
+        policy.clone(),
+        concat!("sluice-notifier/", env!("CARGO_PKG_VERSION")),
+    )
+    .context("building the HTTP client")?;
+    let mailer = match &config.smtp {
+        Some(smtp) => Some(
+            email::Mailer::new(smtp, config.delivery.timeout)
+                .map_err(anyhow::Error::msg)
+                .context("setting up email (SLUICE_SMTP_*)")?,
+        ),
+        None => None,
+    };
     let Backends { bus, store } =
         Backends::connect("notifier", &config.common, Tables::Wait, &shutdown).await?;
     let state: Shared = Arc::new(State {
@@ -68,22 +99,28 @@ pub async fn run(
         bus,
         store,
         tracker: TaskTracker::new(),
+        policy,
+        http,
+        mailer,
+        registry: deliver::Registry::default(),
     });
     let admin = axum::serve(listener, app::app(state.clone()))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let admin = tokio::spawn(async move { admin.await });
     let fanout = tokio::spawn(fanout::run(state.clone(), shutdown.clone()));
+    let delivery = tokio::spawn(deliver::run(state.clone(), shutdown.clone()));
     tracing::info!("serving topics");
     let result = grpc::serve(state.clone(), grpc_listener, shutdown.clone()).await;
     shutdown.cancel();
     let _ = fanout.await;
+    let _ = delivery.await;
     state.tracker.close();
     if tokio::time::timeout(state.config.shutdown_timeout, state.tracker.wait())
         .await
         .is_err()
     {
         tracing::warn!(
-            "shutdown timeout: unfinished fan-outs are tried again after their ack wait"
+            "shutdown timeout: unfinished fan-outs and deliveries are tried again after their ack wait"
         );
     }
     let _ = admin.await;

@@ -1,30 +1,112 @@
 //! What a subscription is: checked when it is made, and matched against
 //! each message (its SNS filter policy, in either scope).
 
+use std::time::Duration;
+
 use serde_json::Value;
 use sluice_model::topic::TopicMessage;
+use sluice_outbound::address::{Host, Policy};
+use sluice_outbound::retry::Retry;
 use sluice_patterns::sns::{FilterPolicy, Scope};
 use sluice_proto::v1;
 use sluice_runtime::grpc::Violation;
 
-/// Protocols served today.
-pub const PROTOCOLS: &[&str] = &["queue"];
-/// Protocols of the SNS contract not yet served.
-pub const LATER: &[&str] = &["email", "email-json", "https"];
+use crate::config::DeliveryDefaults;
+
+/// Protocols served.
+pub const PROTOCOLS: &[&str] = &["queue", "http", "https", "email", "email-json"];
+/// Longest webhook URL.
+pub const MAX_URL: usize = 2048;
+
+/// Whether `protocol` is delivered by the notifier itself (one consumer
+/// per subscription), rather than copied into a sluice queue.
+pub fn delivered(protocol: &str) -> bool {
+    matches!(protocol, "http" | "https" | "email" | "email-json")
+}
+
+/// Whether `protocol` is email.
+pub fn is_email(protocol: &str) -> bool {
+    matches!(protocol, "email" | "email-json")
+}
+
+/// What a request is checked against besides itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Checks<'a> {
+    /// Which addresses webhooks may reach.
+    pub policy: &'a Policy,
+    /// Whether an SMTP server is configured.
+    pub email: bool,
+}
 
 /// Checks a subscription request; returns the filter policy compiled.
-pub fn check(sub: &v1::Subscription) -> Result<Option<FilterPolicy>, Violation> {
+pub fn check(
+    sub: &v1::Subscription,
+    checks: Checks<'_>,
+) -> Result<Option<FilterPolicy>, Violation> {
     if !PROTOCOLS.contains(&sub.protocol.as_str()) {
-        let why = if LATER.contains(&sub.protocol.as_str()) {
-            format!("{:?} is not served yet; use \"queue\"", sub.protocol)
-        } else {
-            format!("must be one of {PROTOCOLS:?}")
-        };
-        return Err(Violation::new("/protocol", why));
+        return Err(Violation::new(
+            "/protocol",
+            format!("must be one of {PROTOCOLS:?}"),
+        ));
     }
-    if sub.protocol == "queue" {
-        sluice_model::names::check_queue(&sub.endpoint)
-            .map_err(|e| Violation::new("/endpoint", e))?;
+    let endpoint = |why: String| Violation::new("/endpoint", why);
+    match sub.protocol.as_str() {
+        "queue" => {
+            sluice_model::names::check_queue(&sub.endpoint).map_err(|e| endpoint(e.to_string()))?
+        }
+        "http" | "https" => {
+            if sub.endpoint.len() > MAX_URL {
+                return Err(endpoint(format!("must be at most {MAX_URL} characters")));
+            }
+            let url = url::Url::parse(&sub.endpoint)
+                .map_err(|e| endpoint(format!("is not a URL: {e}")))?;
+            if url.scheme() != sub.protocol {
+                return Err(endpoint(format!(
+                    "must be an {}:// URL for protocol {:?}",
+                    sub.protocol, sub.protocol
+                )));
+            }
+            let host = match url.host() {
+                Some(url::Host::Ipv4(ip)) => Host::Ip(ip.into()),
+                Some(url::Host::Ipv6(ip)) => Host::Ip(ip.into()),
+                Some(url::Host::Domain(d)) => Host::Name(d),
+                None => return Err(endpoint("has no host".into())),
+            };
+            let port = url.port_or_known_default().unwrap_or(443);
+            if let Some(why) = checks.policy.refuses(host, port) {
+                return Err(endpoint(why));
+            }
+        }
+        _ => {
+            if !checks.email {
+                return Err(Violation::new(
+                    "/protocol",
+                    "email is not set up on this notifier (SLUICE_SMTP_URL)",
+                ));
+            }
+            if sub.endpoint.len() > 254 || sub.endpoint.parse::<lettre::Address>().is_err() {
+                return Err(endpoint("is not an email address".into()));
+            }
+            if sub.raw_message_delivery {
+                return Err(Violation::new(
+                    "/raw_message_delivery",
+                    "is only for queue, http and https subscriptions",
+                ));
+            }
+        }
+    }
+    if let Some(p) = &sub.delivery_policy {
+        let range = |field: &str, v: Option<u32>, lo: u32, hi: u32| match v {
+            Some(v) if !(lo..=hi).contains(&v) => Err(Violation::new(
+                format!("/delivery_policy/{field}"),
+                format!("must be {lo} to {hi}"),
+            )),
+            _ => Ok(()),
+        };
+        range("max_retries", p.max_retries, 0, 100)?;
+        range("max_age_seconds", p.max_age_seconds, 60, 1_209_600)?;
+        range("max_concurrency", p.max_concurrency, 1, 1000)?;
+        range("timeout_seconds", p.timeout_seconds, 1, 60)?;
     }
     let scope = scope_of(&sub.filter_policy_scope)?;
     if sub.filter_policy.is_empty() {
@@ -75,6 +157,36 @@ impl Compiled {
         })
     }
 
+    /// The retry policy, with the notifier's defaults where it sets none.
+    pub fn retry(&self, d: &DeliveryDefaults) -> Retry {
+        let p = self.spec.delivery_policy.unwrap_or_default();
+        Retry {
+            max_retries: p.max_retries.unwrap_or(d.max_retries),
+            max_age: p
+                .max_age_seconds
+                .map(|s| Duration::from_secs(u64::from(s)))
+                .unwrap_or(d.max_age),
+        }
+    }
+
+    /// Deliveries in flight at once (per replica).
+    pub fn concurrency(&self, d: &DeliveryDefaults) -> u32 {
+        self.spec
+            .delivery_policy
+            .and_then(|p| p.max_concurrency)
+            .unwrap_or(d.max_concurrency)
+            .max(1)
+    }
+
+    /// How long one attempt may take.
+    pub fn timeout(&self, d: &DeliveryDefaults) -> Duration {
+        self.spec
+            .delivery_policy
+            .and_then(|p| p.timeout_seconds)
+            .map(|s| Duration::from_secs(u64::from(s)))
+            .unwrap_or(d.timeout)
+    }
+
     /// Whether `message` goes to this subscription.
     pub fn wants(&self, message: &TopicMessage) -> bool {
         let Some(policy) = &self.policy else {
@@ -115,9 +227,30 @@ mod tests {
 
     #[test]
     fn requests_are_checked_naming_the_field() {
+        let policy = sluice_outbound::address::service_policy(&[], vec![], &[]);
+        let checks = Checks {
+            policy: &policy,
+            email: true,
+        };
+        let check = |s: &v1::Subscription| check(s, checks);
+        let mut raw_email = sub("email", "a@example.com", "", "");
+        raw_email.raw_message_delivery = true;
+        let mut slow = sub("https", "https://example.com/h", "", "");
+        slow.delivery_policy = Some(v1::DeliveryPolicy {
+            timeout_seconds: Some(61),
+            ..Default::default()
+        });
         for (s, pointer) in [
             (sub("sms", "q", "", ""), "/protocol"),
-            (sub("https", "https://x", "", ""), "/protocol"),
+            (sub("https", "http://example.com", "", ""), "/endpoint"),
+            (sub("http", "not a url", "", ""), "/endpoint"),
+            (
+                sub("http", "http://169.254.169.254/latest", "", ""),
+                "/endpoint",
+            ),
+            (sub("email", "not-an-address", "", ""), "/endpoint"),
+            (raw_email, "/raw_message_delivery"),
+            (slow, "/delivery_policy/timeout_seconds"),
             (sub("queue", "no spaces", "", ""), "/endpoint"),
             (sub("queue", "q", "", "Body"), "/filter_policy_scope"),
             (sub("queue", "q", "{", ""), "/filter_policy"),
@@ -129,6 +262,18 @@ mod tests {
             assert_eq!(check(&s).unwrap_err().pointer, pointer, "{s:?}");
         }
         assert!(check(&sub("queue", "q", "", "")).unwrap().is_none());
+        assert!(check(&sub("https", "https://example.com/h", "", "")).is_ok());
+        assert!(check(&sub("email-json", "a@example.com", "", "")).is_ok());
+        let no_mail = Checks {
+            policy: &policy,
+            email: false,
+        };
+        assert_eq!(
+            super::check(&sub("email", "a@example.com", "", ""), no_mail)
+                .unwrap_err()
+                .pointer,
+            "/protocol"
+        );
     }
 
     #[test]

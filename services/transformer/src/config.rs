@@ -177,21 +177,11 @@ impl Config {
     /// The address policy for HTTP targets: the defaults, the transformer's
     /// own addresses and `SLUICE_TARGETS_DENY`, unless `SLUICE_TARGETS_ALLOW`.
     pub fn address_policy(&self) -> address::Policy {
-        let mut deny = address::parse_list(address::DEFAULT_DENY).unwrap_or_default();
-        for own in [self.listen, self.grpc_listen] {
-            if own.ip().is_unspecified() {
-                for ip in [
-                    std::net::IpAddr::from([127, 0, 0, 1]),
-                    std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
-                ] {
-                    deny.push(address::Entry::Socket(SocketAddr::new(ip, own.port())));
-                }
-            } else {
-                deny.push(address::Entry::Socket(own));
-            }
-        }
-        deny.extend(self.targets_deny.iter().cloned());
-        address::Policy::new(self.targets_allow.clone(), deny)
+        address::service_policy(
+            &[self.listen, self.grpc_listen],
+            self.targets_allow.clone(),
+            &self.targets_deny,
+        )
     }
 }
 

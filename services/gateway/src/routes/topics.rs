@@ -367,15 +367,77 @@ pub async fn publish_batch(
     Ok(Json(PublishBatchOutput { results }))
 }
 
+/// How one subscription's deliveries are made; unset fields take the
+/// notifier's defaults (10 retries, 1 day, 10 at once, 15 s).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryPolicy {
+    /// Retries after the first attempt.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "sluice_model::input::int::optional"
+    )]
+    #[schema(minimum = 0, maximum = 100)]
+    pub max_retries: Option<u32>,
+    /// A delivery older than this is dead-lettered instead of retried.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "sluice_model::input::int::optional"
+    )]
+    #[schema(minimum = 60, maximum = 1209600)]
+    pub max_age_seconds: Option<u32>,
+    /// Deliveries in flight at once, per notifier replica.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "sluice_model::input::int::optional"
+    )]
+    #[schema(minimum = 1, maximum = 1000)]
+    pub max_concurrency: Option<u32>,
+    /// How long one attempt (a webhook call, an email) may take.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "sluice_model::input::int::optional"
+    )]
+    #[schema(minimum = 1, maximum = 60)]
+    pub timeout_seconds: Option<u32>,
+}
+
+impl From<DeliveryPolicy> for v1::DeliveryPolicy {
+    fn from(p: DeliveryPolicy) -> Self {
+        Self {
+            max_retries: p.max_retries,
+            max_age_seconds: p.max_age_seconds,
+            max_concurrency: p.max_concurrency,
+            timeout_seconds: p.timeout_seconds,
+        }
+    }
+}
+
+impl From<v1::DeliveryPolicy> for DeliveryPolicy {
+    fn from(p: v1::DeliveryPolicy) -> Self {
+        Self {
+            max_retries: p.max_retries,
+            max_age_seconds: p.max_age_seconds,
+            max_concurrency: p.max_concurrency,
+            timeout_seconds: p.timeout_seconds,
+        }
+    }
+}
+
 /// `POST /v1/topics/{topic}/subscriptions` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscribeInput {
-    /// `queue` (a sluice queue); `email`, `email-json` and `https` come next.
-    #[schema(pattern = "^queue$")]
+    /// `queue` (a sluice queue), `http` or `https` (a webhook), `email` or
+    /// `email-json`.
+    #[schema(pattern = "^(queue|https?|email|email-json)$")]
     pub protocol: String,
-    /// For `queue`: the name of an existing sluice queue.
-    #[schema(pattern = "^[-_A-Za-z0-9]{1,80}$")]
+    /// The queue's name, the webhook's URL, or the email address.
+    #[schema(min_length = 1, max_length = 2048)]
     pub endpoint: String,
     /// An SNS filter policy; absent: every message.
     #[serde(default)]
@@ -385,9 +447,13 @@ pub struct SubscribeInput {
     #[serde(default)]
     #[schema(pattern = "^(MessageAttributes|MessageBody)$")]
     pub filter_policy_scope: Option<String>,
-    /// Deliver the message as published instead of the SNS notification JSON.
+    /// Deliver the message as published instead of the SNS notification
+    /// JSON (queue, http and https only).
     #[serde(default)]
     pub raw_message_delivery: bool,
+    /// Retries, age limit, concurrency and timeout of its deliveries.
+    #[serde(default)]
+    pub delivery_policy: Option<DeliveryPolicy>,
 }
 
 /// A subscription.
@@ -397,9 +463,9 @@ pub struct Subscription {
     pub subscription_id: String,
     /// Its topic.
     pub topic: String,
-    /// `queue`.
+    /// `queue`, `http`, `https`, `email` or `email-json`.
     pub protocol: String,
-    /// For `queue`, the queue's name.
+    /// The queue's name, the webhook's URL, or the email address.
     pub endpoint: String,
     /// Its filter policy, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -409,10 +475,28 @@ pub struct Subscription {
     pub filter_policy_scope: String,
     /// Delivered as published, not as the SNS notification JSON.
     pub raw_message_delivery: bool,
-    /// `confirmed` or `pending_confirmation`.
+    /// As asked for; unset fields take the notifier's defaults.
+    pub delivery_policy: DeliveryPolicy,
+    /// `confirmed` or `pending_confirmation` (http, https and email wait
+    /// until the endpoint opens its confirmation link).
     pub status: String,
     /// RFC 3339.
     pub created_at: String,
+    /// RFC 3339, once confirmed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed_at: Option<String>,
+    /// http and https: the Standard Webhooks secret (`whsec_...`) that
+    /// signs every request. Shown only when the subscription is made and
+    /// when the secret is rotated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
+    /// After a rotation: until when the previous secret also signs (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<String>,
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
 }
 
 impl From<v1::Subscription> for Subscription {
@@ -427,8 +511,12 @@ impl From<v1::Subscription> for Subscription {
                 .flatten(),
             filter_policy_scope: s.filter_policy_scope,
             raw_message_delivery: s.raw_message_delivery,
+            delivery_policy: s.delivery_policy.unwrap_or_default().into(),
             status: s.status,
             created_at: s.created_at,
+            confirmed_at: non_empty(s.confirmed_at),
+            signing_secret: non_empty(s.signing_secret),
+            previous_secret_expires_at: non_empty(s.previous_secret_expires_at),
         }
     }
 }
@@ -441,12 +529,18 @@ pub struct SubscriptionList {
 }
 
 /// Subscribes an endpoint to a topic (201). A `queue` subscription is
-/// confirmed at once and gets every matching message published from then on.
+/// confirmed at once and gets every matching message published from then
+/// on. An `http`/`https` endpoint first receives a signed POST
+/// `{"type": "SubscriptionConfirmation", "subscription_id", "confirm_url"}`,
+/// an email address a confirmation email; it receives messages once
+/// `confirm_url` has been opened. Subscribing the same endpoint again
+/// returns the subscription (and sends a pending one's confirmation again).
 #[utoipa::path(post, path = "/v1/topics/{topic}/subscriptions", tag = "topics", request_body = SubscribeInput,
     params(("topic" = String, Path, pattern = "^[-_A-Za-z0-9]{1,256}$")),
     responses((status = 201, body = Subscription),
-        (status = 400, description = "An invalid filter policy, or no such queue", body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)),
+        (status = 400, description = "Not JSON", body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, description = "An invalid endpoint, filter policy or delivery policy, or no such queue", body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn subscribe(
     State(state): State<Shared>,
@@ -471,6 +565,7 @@ pub async fn subscribe(
                         .unwrap_or_default(),
                     filter_policy_scope: input.filter_policy_scope.unwrap_or_default(),
                     raw_message_delivery: input.raw_message_delivery,
+                    delivery_policy: input.delivery_policy.map(Into::into),
                     ..Default::default()
                 }),
             }),
@@ -523,8 +618,167 @@ pub async fn unsubscribe(
         .unsubscribe(n.request(v1::UnsubscribeRequest {
             topic,
             subscription_id: id,
+            token: String::new(),
         }))
         .await
         .map_err(|s| problem(s, ""))?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/topics/{topic}/subscriptions/{id}/rotate-secret` body (`{}`
+/// for the default overlap).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateInput {
+    /// How long the previous secret keeps signing (both signatures are
+    /// sent meanwhile). Default 86400 (a day); 0 ends it at once.
+    #[serde(default, deserialize_with = "sluice_model::input::int::optional")]
+    #[schema(minimum = 0, maximum = 604800)]
+    pub overlap_seconds: Option<u32>,
+}
+
+/// Gives an http or https subscription a new signing secret, returned
+/// once here. Requests carry signatures with both secrets until the
+/// overlap ends.
+#[utoipa::path(post, path = "/v1/topics/{topic}/subscriptions/{id}/rotate-secret", tag = "topics",
+    request_body = RotateInput,
+    params(("topic" = String, Path, pattern = "^[-_A-Za-z0-9]{1,256}$"), ("id" = String, Path)),
+    responses((status = 200, body = Subscription), (status = 400, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn rotate_secret(
+    State(state): State<Shared>,
+    Extension(principal): Extension<Principal>,
+    Path((topic, id)): Path<(String, String)>,
+    body: JsonBody,
+) -> Result<Json<Subscription>, ApiError> {
+    principal.require(scope::TOPICS_ADMIN)?;
+    let input: RotateInput = body.parse()?;
+    let n = &state.notifier;
+    let out = n
+        .topics()
+        .rotate_signing_secret(n.request(v1::RotateSigningSecretRequest {
+            topic,
+            subscription_id: id,
+            overlap_seconds: input.overlap_seconds,
+        }))
+        .await
+        .map_err(|s| problem(s, ""))?;
+    Ok(Json(out.into_inner().into()))
+}
+
+/// The token of a confirmation or unsubscribe link.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LinkToken {
+    /// As the link carries it.
+    #[param(min_length = 1)]
+    pub token: String,
+}
+
+/// What opening a link did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkOutcome {
+    /// The subscription.
+    pub subscription_id: String,
+    /// Its topic.
+    pub topic: String,
+    /// `confirmed` or `unsubscribed`.
+    pub status: String,
+}
+
+fn token_of(
+    q: Result<axum::extract::Query<LinkToken>, axum::extract::rejection::QueryRejection>,
+) -> Result<String, ApiError> {
+    match q {
+        Ok(axum::extract::Query(t)) if !t.token.is_empty() => Ok(t.token),
+        _ => Err(ApiError::BadParameter("the link has no token".into())),
+    }
+}
+
+/// Confirms a subscription: the `confirm_url` of a confirmation request or
+/// email. Needs no credentials: the token is the proof. Opening it again
+/// is harmless.
+#[utoipa::path(get, path = "/v1/topics/{topic}/subscriptions/{id}/confirm", tag = "topics",
+    params(("topic" = String, Path), ("id" = String, Path), LinkToken),
+    responses((status = 200, body = LinkOutcome), (status = 400, body = Problem),
+        (status = 404, description = "No such subscription, or not its token", body = Problem),
+        (status = 503, body = Problem)))]
+pub async fn confirm(
+    State(state): State<Shared>,
+    Path((topic, id)): Path<(String, String)>,
+    q: Result<axum::extract::Query<LinkToken>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<LinkOutcome>, ApiError> {
+    let token = token_of(q)?;
+    let n = &state.notifier;
+    let out = n
+        .topics()
+        .confirm_subscription(n.request(v1::ConfirmSubscriptionRequest {
+            topic,
+            subscription_id: id,
+            token,
+        }))
+        .await
+        .map_err(|s| problem(s, ""))?
+        .into_inner();
+    Ok(Json(LinkOutcome {
+        subscription_id: out.subscription_id,
+        topic: out.topic,
+        status: out.status,
+    }))
+}
+
+async fn unsubscribe_by_link(
+    state: Shared,
+    topic: String,
+    id: String,
+    token: String,
+) -> Result<Json<LinkOutcome>, ApiError> {
+    let n = &state.notifier;
+    n.topics()
+        .unsubscribe(n.request(v1::UnsubscribeRequest {
+            topic: topic.clone(),
+            subscription_id: id.clone(),
+            token,
+        }))
+        .await
+        .map_err(|s| problem(s, ""))?;
+    Ok(Json(LinkOutcome {
+        subscription_id: id,
+        topic,
+        status: "unsubscribed".into(),
+    }))
+}
+
+/// Removes a subscription: the unsubscribe link of every email and of
+/// webhook notifications (`UnsubscribeURL`). Needs no credentials: the
+/// token is the proof.
+#[utoipa::path(get, path = "/v1/topics/{topic}/subscriptions/{id}/unsubscribe", tag = "topics",
+    params(("topic" = String, Path), ("id" = String, Path), LinkToken),
+    responses((status = 200, body = LinkOutcome), (status = 400, body = Problem),
+        (status = 404, description = "No such subscription, or not its token", body = Problem),
+        (status = 503, body = Problem)))]
+pub async fn unsubscribe_link(
+    State(state): State<Shared>,
+    Path((topic, id)): Path<(String, String)>,
+    q: Result<axum::extract::Query<LinkToken>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<LinkOutcome>, ApiError> {
+    let token = token_of(q)?;
+    unsubscribe_by_link(state, topic, id, token).await
+}
+
+/// One-click unsubscribe (RFC 8058): mail clients POST to the
+/// `List-Unsubscribe` link.
+#[utoipa::path(post, path = "/v1/topics/{topic}/subscriptions/{id}/unsubscribe", tag = "topics",
+    params(("topic" = String, Path), ("id" = String, Path), LinkToken),
+    responses((status = 200, body = LinkOutcome), (status = 400, body = Problem),
+        (status = 404, description = "No such subscription, or not its token", body = Problem),
+        (status = 503, body = Problem)))]
+pub async fn unsubscribe_one_click(
+    State(state): State<Shared>,
+    Path((topic, id)): Path<(String, String)>,
+    q: Result<axum::extract::Query<LinkToken>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<LinkOutcome>, ApiError> {
+    let token = token_of(q)?;
+    unsubscribe_by_link(state, topic, id, token).await
 }

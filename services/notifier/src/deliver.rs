@@ -1,0 +1,517 @@
+//! Delivery to `http`, `https`, `email` and `email-json` subscriptions.
+//!
+//! The fan-out leaves each such subscription's copy on the deliveries
+//! stream, on the subscription's own subject (`deliver.<key>`); every
+//! subscription has its own durable consumer there, so its backlog, its
+//! retries and its concurrency are its own and a slow or failing endpoint
+//! holds back no other subscription. Confirmation requests travel the same
+//! way, before the subscription is confirmed.
+//!
+//! Every replica runs one worker per subscription on the shared consumer.
+//! A worker pulls no more than it may run at once (the subscription's
+//! `max_concurrency`), delivers each, and settles it: ack on success,
+//! `Nak(backoff)` while the retry policy allows, otherwise the
+//! subscription's dead-letter queue (`dlq.subscription.<key>`, listed by
+//! `GET /v1/dlq` and redrivable) with the reason, the attempts and the
+//! last response, then ack.
+//!
+//! Which subscriptions exist is read from the store at start, when a
+//! subscription changes (a notice on `control.subscriptions` from the
+//! replica that changed it) and every `SLUICE_NOTIFIER_RELOAD_INTERVAL`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::message::AckKind;
+use async_nats::jetstream::Message;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use prost::Message as _;
+use sluice_bus::dlq::Failure;
+use sluice_bus::work::{keep_pulling, Pull};
+use sluice_bus::{headers as h, subjects, BusError};
+use sluice_outbound::retry::{self, Decision, Outcome};
+use sluice_proto::v1;
+use tokio::sync::{watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{field, info_span, Instrument};
+
+use crate::email::Mail;
+use crate::subscriptions::{delivered, is_email, Compiled};
+use crate::webhook::Delivery;
+use crate::Shared;
+
+/// A subscription delivered to, as last read.
+#[derive(Debug)]
+pub struct Live {
+    /// Names its subject, consumer and dead letters.
+    pub key: String,
+    /// The subscription.
+    pub sub: Compiled,
+    /// Changes when the stored subscription does.
+    pub fingerprint: u64,
+}
+
+/// Subscriptions by key.
+pub type Snapshot = Arc<HashMap<String, Arc<Live>>>;
+
+/// The subscriptions this notifier delivers to.
+#[derive(Debug)]
+pub struct Registry {
+    tx: watch::Sender<Snapshot>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            tx: watch::channel(Snapshot::default()).0,
+        }
+    }
+}
+
+fn fingerprint(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+impl Registry {
+    /// The subscriptions as last read.
+    pub fn snapshot(&self) -> Snapshot {
+        self.tx.borrow().clone()
+    }
+
+    /// Reads every subscription again.
+    pub async fn reload(&self, state: &crate::State) -> Result<(), sluice_store::StoreError> {
+        let records = state.store.all_subscriptions().await?;
+        let mut map = HashMap::new();
+        for rec in records {
+            let spec = match v1::Subscription::decode(rec.spec.as_slice()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(topic = %rec.topic, subscription = %rec.id, error = %e,
+                        "a stored subscription cannot be read; nothing is delivered to it");
+                    continue;
+                }
+            };
+            if !delivered(&spec.protocol) {
+                continue;
+            }
+            let key = subjects::subscription_key(&rec.topic, &rec.id);
+            match Compiled::new(spec) {
+                Ok(sub) => {
+                    map.insert(
+                        key.clone(),
+                        Arc::new(Live {
+                            key,
+                            sub,
+                            fingerprint: fingerprint(&rec.spec),
+                        }),
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(topic = %rec.topic, subscription = %rec.id, error = %e,
+                        "a stored subscription cannot be compiled; nothing is delivered to it");
+                }
+            }
+        }
+        metrics::gauge!("sluice.notifier.subscriptions.delivered").set(map.len() as f64);
+        self.tx.send_replace(Arc::new(map));
+        Ok(())
+    }
+
+    fn subscribe(&self) -> watch::Receiver<Snapshot> {
+        self.tx.subscribe()
+    }
+}
+
+/// Tells every replica (this one included) that a subscription changed.
+pub async fn announce(state: &crate::State, topic: &str, id: &str) {
+    if let Err(e) = state.registry.reload(state).await {
+        tracing::warn!(error = %e, "cannot read the subscriptions again; the next reload will");
+    }
+    let subject = state.bus.names().subject(subjects::CONTROL_SUBSCRIPTIONS);
+    if let Err(e) = state
+        .bus
+        .client()
+        .publish(subject, format!("{topic}/{id}").into())
+        .await
+    {
+        tracing::warn!(error = %e, "cannot tell the other replicas; they reload within SLUICE_NOTIFIER_RELOAD_INTERVAL");
+    }
+}
+
+/// Removes a subscription's consumer and the deliveries still waiting for
+/// it. Returns how many were discarded.
+pub async fn discard(state: &crate::State, key: &str) -> Result<u64, BusError> {
+    let names = state.bus.names();
+    let stream = state
+        .bus
+        .jetstream()
+        .get_stream(names.deliveries())
+        .await
+        .map_err(|e| BusError::Request(e.to_string()))?;
+    match stream.delete_consumer(&names.subscription(key)).await {
+        Ok(_) => {}
+        Err(e) if e.to_string().contains("not found") => {}
+        Err(e) => return Err(BusError::Request(e.to_string())),
+    }
+    let purged = stream
+        .purge()
+        .filter(names.subject(&subjects::deliver(key)))
+        .await
+        .map_err(|e| BusError::Request(e.to_string()))?;
+    if purged.purged > 0 {
+        tracing::info!(subscription_key = %key, discarded = purged.purged,
+            "subscription removed: its waiting deliveries were discarded");
+        metrics::counter!("sluice.notifier.deliveries.discarded").increment(purged.purged);
+    }
+    Ok(purged.purged)
+}
+
+/// Keeps the registry fresh and one worker per subscription until `shutdown`.
+pub async fn run(state: Shared, shutdown: CancellationToken) {
+    let notices = state
+        .bus
+        .client()
+        .subscribe(state.bus.names().subject(subjects::CONTROL_SUBSCRIPTIONS))
+        .await;
+    let mut notices = match notices {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot hear subscription notices; reloading on the interval only");
+            None
+        }
+    };
+    if let Err(e) = state.registry.reload(&state).await {
+        tracing::warn!(error = %e, "cannot read the subscriptions yet; will retry");
+    }
+    let mut changes = state.registry.subscribe();
+    let mut tick = tokio::time::interval(state.config.reload_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut running: HashMap<String, (u64, CancellationToken)> = HashMap::new();
+    loop {
+        reconcile(&state, &mut running, &shutdown);
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = changes.changed() => if r.is_err() { break },
+            _ = tick.tick() => {
+                if let Err(e) = state.registry.reload(&state).await {
+                    tracing::warn!(error = %e, "cannot read the subscriptions again; will retry");
+                }
+            }
+            n = async {
+                match notices.as_mut() {
+                    Some(s) => s.next().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if n.is_some() {
+                    if let Err(e) = state.registry.reload(&state).await {
+                        tracing::warn!(error = %e, "cannot read the subscriptions again; will retry");
+                    }
+                }
+            }
+        }
+    }
+    for (_, cancel) in running.values() {
+        cancel.cancel();
+    }
+}
+
+fn reconcile(
+    state: &Shared,
+    running: &mut HashMap<String, (u64, CancellationToken)>,
+    shutdown: &CancellationToken,
+) {
+    let snapshot = state.registry.snapshot();
+    for (key, live) in snapshot.iter() {
+        if let Some((fp, cancel)) = running.get(key) {
+            if *fp == live.fingerprint {
+                continue;
+            }
+            cancel.cancel();
+        }
+        let cancel = shutdown.child_token();
+        tokio::spawn(worker(state.clone(), live.clone(), cancel.clone()));
+        running.insert(key.clone(), (live.fingerprint, cancel));
+    }
+    running.retain(|k, (_, cancel)| {
+        let keep = snapshot.contains_key(k);
+        if !keep {
+            cancel.cancel();
+        }
+        keep
+    });
+    metrics::gauge!("sluice.notifier.workers").set(running.len() as f64);
+}
+
+async fn worker(state: Shared, live: Arc<Live>, cancel: CancellationToken) {
+    let concurrency = live.sub.concurrency(&state.config.delivery);
+    let timeout = live.sub.timeout(&state.config.delivery);
+    let slots = Arc::new(Semaphore::new(concurrency as usize));
+    let pull = Pull {
+        batch: concurrency as usize,
+        what: "a subscription's deliveries",
+    };
+    let declare = || {
+        let (state, live) = (state.clone(), live.clone());
+        async move {
+            // Removed on another replica: its consumer was deleted, and
+            // declaring it again here would leave an orphan.
+            if !state.registry.snapshot().contains_key(&live.key) {
+                return Err(BusError::Declare {
+                    what: format!("consumer of subscription {}", live.sub.spec.subscription_id),
+                    reason: "the subscription was removed".into(),
+                });
+            }
+            let names = state.bus.names();
+            let config = sluice_bus::streams::subscription_consumer(
+                names,
+                &live.key,
+                timeout * 2 + Duration::from_secs(5),
+                state.config.max_pending,
+                format!(
+                    "sluice subscription {}/{} ({})",
+                    live.sub.spec.topic, live.sub.spec.subscription_id, live.sub.spec.protocol
+                ),
+            );
+            let what = format!(
+                "consumer of subscription {}/{}",
+                live.sub.spec.topic, live.sub.spec.subscription_id
+            );
+            state
+                .bus
+                .declare_consumer(config, names.deliveries(), &what)
+                .await
+        }
+    };
+    keep_pulling(declare, pull, slots, None, &cancel, |msg, permit| {
+        let (state, key) = (state.clone(), live.key.clone());
+        state.tracker.clone().spawn(async move {
+            deliver_one(&state, &key, msg).await;
+            drop(permit);
+        });
+    })
+    .await;
+}
+
+fn header<'m>(msg: &'m Message, name: &str) -> Option<&'m str> {
+    msg.headers
+        .as_ref()
+        .and_then(|hm| hm.get(name))
+        .map(|v| v.as_str())
+}
+
+async fn deliver_one(state: &Shared, key: &str, msg: Message) {
+    let started = Instant::now();
+    let (attempt, published, stream, seq) = match msg.info() {
+        Ok(i) => (
+            u32::try_from(i.delivered).unwrap_or(u32::MAX),
+            i.published,
+            i.stream.to_string(),
+            i.stream_sequence,
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "delivery without JetStream metadata; terminated");
+            let _ = msg.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    let Some(live) = state.registry.snapshot().get(key).cloned() else {
+        // Removed: removing it discards its deliveries too.
+        metrics::counter!("sluice.notifier.deliveries", "protocol" => "unknown", "outcome" => "discarded")
+            .increment(1);
+        let _ = msg.double_ack().await;
+        return;
+    };
+    let sub = &live.sub;
+    let protocol = sub.spec.protocol.clone();
+    // Stable through retries and redrives: the webhook-id.
+    let id = header(&msg, h::DELIVERY_ID)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{stream}-{seq}"));
+    let kind = header(&msg, h::MESSAGE_TYPE)
+        .unwrap_or("Notification")
+        .to_string();
+    let span = info_span!(
+        "sluice.notifier.deliver",
+        otel.name = format!("sluice.notifier.deliver {protocol}"),
+        topic = %sub.spec.topic,
+        subscription = %sub.spec.subscription_id,
+        protocol = %protocol,
+        kind = %kind,
+        delivery_id = %id,
+        attempt,
+        trace_id = field::Empty,
+    );
+    sluice_telemetry::set_parent(&span, sluice_telemetry::nats_context(msg.headers.as_ref()));
+    span.record("trace_id", sluice_telemetry::trace_id_of(&span));
+    async {
+        let outcome = attempt_once(state, sub, &msg, &id, &kind, attempt).await;
+        let age =
+            Duration::try_from(time::OffsetDateTime::now_utc() - published).unwrap_or_default();
+        let delay = retry::backoff(
+            attempt,
+            state.config.retry_base,
+            state.config.retry_max_delay,
+            rand::random::<f64>(),
+        );
+        let policy = sub.retry(&state.config.delivery);
+        let label = match retry::decide(&outcome, attempt, age, &policy, delay) {
+            Decision::Done => {
+                if let Err(e) = msg.double_ack().await {
+                    tracing::warn!(error = %e, "ack not confirmed; the endpoint may get this delivery again (same webhook-id)");
+                }
+                metrics::histogram!("sluice.notifier.delivery.latency.seconds", "protocol" => protocol.clone())
+                    .record(age.as_secs_f64());
+                "delivered"
+            }
+            Decision::RetryAfter(d) => {
+                let reason = match &outcome {
+                    Outcome::Retry { reason, .. } => reason.as_str(),
+                    _ => "",
+                };
+                tracing::warn!(%reason, retry_in_ms = d.as_millis() as u64, "delivery failed; will retry");
+                if let Err(e) = msg.ack_with(AckKind::Nak(Some(d))).await {
+                    tracing::warn!(error = %e, "nak failed; redelivery after the ack wait");
+                }
+                "retried"
+            }
+            Decision::DeadLetter { reason, terminal } => {
+                let response = match &outcome {
+                    Outcome::Retry { response, .. } | Outcome::Terminal { response, .. } => {
+                        response.clone()
+                    }
+                    Outcome::Delivered => None,
+                };
+                tracing::error!(%reason, terminal, "dead-lettering the delivery");
+                let subject = subjects::deliver(key);
+                let failure = Failure {
+                    subject: &subject,
+                    msg_id: &id,
+                    payload: &msg.payload,
+                    headers: msg.headers.as_ref(),
+                    reason: &reason,
+                    attempts: attempt,
+                    terminal,
+                    accepted_at: published,
+                    source_stream: &stream,
+                    source_seq: seq,
+                    last_response: response.as_deref(),
+                };
+                match state
+                    .bus
+                    .dead_letter_to(&subjects::dlq_subscription(key), &failure)
+                    .await
+                {
+                    Ok(()) => {
+                        let _ = msg.double_ack().await;
+                        "dead_lettered"
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot dead-letter; will retry");
+                        let _ = msg
+                            .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                            .await;
+                        "retried"
+                    }
+                }
+            }
+        };
+        metrics::counter!("sluice.notifier.deliveries", "protocol" => protocol.clone(), "outcome" => label)
+            .increment(1);
+        metrics::histogram!("sluice.notifier.attempt.duration.seconds", "protocol" => protocol.clone())
+            .record(started.elapsed().as_secs_f64());
+    }
+    .instrument(span)
+    .await;
+}
+
+async fn attempt_once(
+    state: &Shared,
+    sub: &Compiled,
+    msg: &Message,
+    id: &str,
+    kind: &str,
+    attempt: u32,
+) -> Outcome {
+    let confirmation = kind == "SubscriptionConfirmation";
+    if is_email(&sub.spec.protocol) {
+        let Some(mailer) = &state.mailer else {
+            return Outcome::Retry {
+                reason: "email is not set up on this notifier (SLUICE_SMTP_URL)".into(),
+                response: None,
+            };
+        };
+        let topic = match state.store.topic(&sub.spec.topic).await {
+            Ok(t) => t,
+            Err(e) => {
+                return Outcome::Retry {
+                    reason: format!("cannot read the topic: {e}"),
+                    response: None,
+                }
+            }
+        };
+        let display = topic
+            .and_then(|t| v1::Topic::decode(t.spec.as_slice()).ok())
+            .map(|t| t.display_name)
+            .filter(|d| !d.is_empty());
+        let unsubscribe = crate::links::unsubscribe(state, &sub.spec);
+        let (subject, text) = if confirmation {
+            let confirm = crate::links::confirm(state, &sub.spec);
+            (
+                format!("Confirm your subscription to {}", sub.spec.topic),
+                format!(
+                    "You were subscribed to the topic {topic} ({arn}).\n\n\
+                     To confirm and start receiving its messages, open:\n{confirm}\n\n\
+                     If you did not ask for this, ignore this email: nothing will be sent to you.\n",
+                    topic = sub.spec.topic,
+                    arn = state.config.topic_arn(&sub.spec.topic),
+                ),
+            )
+        } else {
+            let subject = header(msg, h::MESSAGE_SUBJECT)
+                .map(str::to_string)
+                .or_else(|| display.clone())
+                .unwrap_or_else(|| "sluice notification".into());
+            let body = String::from_utf8_lossy(&msg.payload);
+            // email-json is the notification JSON alone (its UnsubscribeURL
+            // is the link); plain email gets the link as a footer.
+            let text = if sub.spec.protocol == "email-json" {
+                body.into_owned()
+            } else {
+                format!(
+                    "{body}\n\n--\nYou are subscribed to the topic {topic}.\n\
+                     To stop receiving these emails: {unsubscribe}\n",
+                    topic = sub.spec.topic,
+                )
+            };
+            (subject, text)
+        };
+        let mail = Mail {
+            to: &sub.spec.endpoint,
+            from_name: display.as_deref(),
+            subject: &subject,
+            text,
+            unsubscribe: (!confirmation).then_some(unsubscribe.as_str()),
+        };
+        return mailer.send(&mail).await;
+    }
+    let content_type = if confirmation || !sub.spec.raw_message_delivery {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    let d = Delivery {
+        id,
+        kind,
+        body: Bytes::clone(&msg.payload),
+        content_type,
+        attempt,
+        message_id: header(msg, h::MESSAGE_ID),
+    };
+    crate::webhook::send(state, sub, &d).await
+}
