@@ -121,7 +121,10 @@ async fn make_up_brings_back_whatever_is_not_serving() {
             .unwrap_or_else(|| panic!("{name} not in dev.env: {env}"))
             .to_string()
     };
-    assert!(out.contains(&var("SLUICE_SMTP_API_URL")), "the mailbox is printed: {out}");
+    assert!(
+        out.contains(&var("SLUICE_SMTP_API_URL")),
+        "the mailbox is printed: {out}"
+    );
     // Email works out of the box: a subscription's confirmation email
     // reaches the mailbox, whose API the printed URL serves.
     let http = reqwest::Client::new();
