@@ -247,6 +247,24 @@ impl Stack {
         ))
     }
 
+    /// Starts one more gateway on a port of its own, with `extra` variables.
+    pub async fn extra_gateway(&self, extra: &[(&str, &str)]) -> Result<ExtraGateway> {
+        let port = free_port();
+        let mut env = self.env.clone();
+        env.retain(|(k, _)| k != "SLUICE_GATEWAY_LISTEN" && !extra.iter().any(|(e, _)| e == k));
+        env.push(("SLUICE_GATEWAY_LISTEN".into(), format!("127.0.0.1:{port}")));
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string())),
+        );
+        let log = self.servers.dir.path().join(format!("gateway-{port}.log"));
+        Ok(ExtraGateway {
+            proc: start_service("sluice-gateway", &env, port, log).await?,
+            url: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
     /// A service's `/metrics` page.
     pub async fn metrics(&self, port: u16) -> String {
         match self
@@ -395,7 +413,16 @@ impl Stack {
 
     /// The ids of every message on the bus stream (to check for duplicates).
     pub async fn bus_event_ids(&self) -> Vec<String> {
-        let mut ids = Vec::new();
+        self.bus_events()
+            .await
+            .iter()
+            .map(|v| v["id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Every event on the bus stream, in order.
+    pub async fn bus_events(&self) -> Vec<Value> {
+        let mut out = Vec::new();
         let stream = self
             .bus
             .jetstream()
@@ -409,11 +436,19 @@ impl Stack {
             .await
         {
             seq = m.sequence + 1;
-            let v: Value = serde_json::from_slice(&m.payload).expect("json");
-            ids.push(v["id"].as_str().unwrap_or_default().to_string());
+            out.push(serde_json::from_slice(&m.payload).expect("json"));
         }
-        ids
+        out
     }
+}
+
+/// A gateway besides the stack's own.
+#[derive(Debug)]
+pub struct ExtraGateway {
+    /// The process.
+    pub proc: Proc,
+    /// Its base URL.
+    pub url: String,
 }
 
 /// An event body.

@@ -15,6 +15,7 @@ pub mod input;
 pub mod money;
 pub mod names;
 pub mod order;
+pub mod task;
 pub mod topic;
 
 pub use envelope::Envelope;

@@ -2,11 +2,13 @@
 //! (config → telemetry → bind → run until SIGTERM → flush), the
 //! configuration blocks every service reads ([`Common`]), connecting to
 //! NATS and the store with the streams and tables declared ([`Backends`]),
-//! the readiness check, and what every gRPC server shares ([`grpc`]).
+//! the readiness check, what every gRPC server shares ([`grpc`]), and the
+//! tasks' outbox relay ([`outbox`]).
 
 #![forbid(unsafe_code)]
 
 pub mod grpc;
+pub mod outbox;
 
 use std::future::Future;
 use std::net::SocketAddr;

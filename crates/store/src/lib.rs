@@ -19,6 +19,7 @@ pub mod rules;
 mod schema;
 pub mod specs;
 pub mod subscriptions;
+pub mod tasks;
 pub mod topics;
 
 use std::collections::HashMap;
@@ -146,6 +147,8 @@ pub struct Tables {
     pub topics: String,
     /// Subscriptions, by topic and id.
     pub subscriptions: String,
+    /// Tasks, by id, with their indexes and outboxes.
+    pub tasks: String,
 }
 
 impl Tables {
@@ -160,6 +163,7 @@ impl Tables {
             queues: format!("{prefix}queues"),
             topics: format!("{prefix}topics"),
             subscriptions: format!("{prefix}subscriptions"),
+            tasks: format!("{prefix}tasks"),
         }
     }
 }

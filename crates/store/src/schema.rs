@@ -1,6 +1,7 @@
 //! Table creation: every table has a string partition key (and, for rules
 //! and subscriptions, a string sort key), on-demand capacity, and (where
-//! items expire) a TTL attribute `expires_at`.
+//! items expire) a TTL attribute `expires_at`; the tasks table has its
+//! global secondary indexes (crate::tasks).
 
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ fn definitions(t: &Tables) -> Vec<(&str, &'static str, Option<&'static str>, boo
         (&t.queues, "name", None, false),
         (&t.topics, "name", None, false),
         (&t.subscriptions, "topic", Some("id"), false),
+        (&t.tasks, "taskId", None, true),
     ]
 }
 
@@ -75,6 +77,15 @@ pub(crate) async fn ensure(client: &Client, tables: &Tables) -> Result<(), Store
         if let Some(sort) = sort {
             let (attr, schema) = string_key(sort, KeyType::Range)?;
             req = req.attribute_definitions(attr).key_schema(schema);
+        }
+        if name == tables.tasks {
+            let (attrs, gsis) = crate::tasks::indexes()?;
+            for a in attrs {
+                req = req.attribute_definitions(a);
+            }
+            for g in gsis {
+                req = req.global_secondary_indexes(g);
+            }
         }
         let created = req.send().await;
         if let Err(e) = created {

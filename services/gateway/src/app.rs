@@ -28,7 +28,7 @@ use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::routes::rules::test as patterns;
-use crate::routes::{dlq, events, health, inventory, orders, queues, rules, topics};
+use crate::routes::{dlq, events, health, inventory, orders, queues, rules, tasks, topics};
 use crate::Shared;
 
 #[derive(OpenApi)]
@@ -118,6 +118,8 @@ fn api_routes() -> OpenApiRouter<Shared> {
         .routes(routes!(topics::subscribe, topics::list_subscriptions))
         .routes(routes!(topics::unsubscribe))
         .routes(routes!(topics::rotate_secret))
+        .routes(routes!(tasks::create, tasks::list))
+        .routes(routes!(tasks::get, tasks::update, tasks::delete))
 }
 
 fn cors(config: &crate::config::CorsConfig) -> Option<CorsLayer> {

@@ -51,6 +51,10 @@ pub mod scope {
     pub const TOPICS_ADMIN: &str = "topics:admin";
     /// Publish to topics.
     pub const TOPICS_PUBLISH: &str = "topics:publish";
+    /// Read and list tasks.
+    pub const TASKS_READ: &str = "tasks:read";
+    /// Create, change and delete tasks.
+    pub const TASKS_WRITE: &str = "tasks:write";
 }
 
 /// Who is calling, with what rights.

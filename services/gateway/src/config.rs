@@ -58,6 +58,9 @@ pub struct Config {
     /// `SLUICE_GATEWAY_REQUEST_TIMEOUT`: a request taking longer gets 504. Default 10s.
     #[serde(serialize_with = "serialize_duration")]
     pub request_timeout: Duration,
+    /// `SLUICE_TASKS_TTL`: how long a completed or rejected task is kept. Default 30d.
+    #[serde(serialize_with = "serialize_duration")]
+    pub tasks_ttl: Duration,
     /// `SLUICE_GATEWAY_IDEMPOTENCY_TTL`: how long an `Idempotency-Key` is remembered. Default 24h.
     #[serde(serialize_with = "serialize_duration")]
     pub idempotency_ttl: Duration,
@@ -245,6 +248,7 @@ impl Config {
             body_limit: env.bytes("SLUICE_GATEWAY_BODY_LIMIT", 1 << 20)?,
             request_timeout: env
                 .duration("SLUICE_GATEWAY_REQUEST_TIMEOUT", Duration::from_secs(10))?,
+            tasks_ttl: env.duration("SLUICE_TASKS_TTL", Duration::from_secs(30 * 86_400))?,
             idempotency_ttl: env.duration(
                 "SLUICE_GATEWAY_IDEMPOTENCY_TTL",
                 Duration::from_secs(86_400),

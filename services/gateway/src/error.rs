@@ -41,6 +41,9 @@ pub enum ApiError {
     /// Conflicts with an earlier request (idempotency key reuse).
     #[error("{0}")]
     Conflict(String),
+    /// An `If-Match` that does not match the current version.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// Over the principal's rate.
     #[error("rate limit exceeded")]
     Throttled {
@@ -137,6 +140,11 @@ impl ApiError {
             Self::Forbidden(_) => (S::FORBIDDEN, "forbidden", "Forbidden"),
             Self::NotFound(_) => (S::NOT_FOUND, "not-found", "Not found"),
             Self::Conflict(_) => (S::CONFLICT, "conflict", "Conflict"),
+            Self::PreconditionFailed(_) => (
+                S::PRECONDITION_FAILED,
+                "precondition-failed",
+                "Precondition failed",
+            ),
             Self::Throttled { .. } => (S::TOO_MANY_REQUESTS, "throttled", "Too many requests"),
             Self::Full(_) => (S::TOO_MANY_REQUESTS, "queue-full", "Queue full"),
             Self::Unavailable(_) => (S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),

@@ -24,6 +24,13 @@ pub struct Config {
     /// `SLUICE_PROCESSOR_GAUGE_INTERVAL`: how often queue lag and DLQ depth are read. Default 5s.
     #[serde(serialize_with = "serialize_duration")]
     pub gauge_interval: Duration,
+    /// `SLUICE_OUTBOX_GRACE`: how long a task's events may wait in its
+    /// outbox for their writer before the relay publishes them. Default 10s.
+    #[serde(serialize_with = "serialize_duration")]
+    pub outbox_grace: Duration,
+    /// `SLUICE_OUTBOX_INTERVAL`: how often the relay looks. Default 2s.
+    #[serde(serialize_with = "serialize_duration")]
+    pub outbox_interval: Duration,
     /// NATS, the store, queue limits and telemetry.
     #[serde(flatten)]
     pub common: Common,
@@ -43,6 +50,8 @@ impl Config {
                 .duration("SLUICE_PROCESSOR_SHUTDOWN_TIMEOUT", Duration::from_secs(25))?,
             gauge_interval: env
                 .duration("SLUICE_PROCESSOR_GAUGE_INTERVAL", Duration::from_secs(5))?,
+            outbox_grace: env.duration("SLUICE_OUTBOX_GRACE", Duration::from_secs(10))?,
+            outbox_interval: env.duration("SLUICE_OUTBOX_INTERVAL", Duration::from_secs(2))?,
             common: Common::from_env(env)?,
         })
     }

@@ -52,10 +52,21 @@ pub async fn run(
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let admin = tokio::spawn(async move { admin.await });
     let gauges = tokio::spawn(gauges(state.clone(), shutdown.clone()));
+    let relay = tokio::spawn(sluice_runtime::outbox::relay(
+        state.bus.clone(),
+        state.store.clone(),
+        state.config.outbox_grace,
+        state
+            .config
+            .outbox_interval
+            .max(std::time::Duration::from_millis(100)),
+        shutdown.clone(),
+    ));
 
     let result = consumer::run(state.clone(), shutdown.clone()).await;
     shutdown.cancel();
     let _ = gauges.await;
+    let _ = relay.await;
     let _ = admin.await;
     result
 }

@@ -7,6 +7,7 @@ pub mod inventory;
 pub mod orders;
 pub mod queues;
 pub mod rules;
+pub mod tasks;
 pub mod topics;
 
 use async_nats::HeaderMap;
