@@ -144,6 +144,7 @@ wait_http processor "http://127.0.0.1:$PROCESSOR_PORT/readyz"
 wait_http transformer "http://127.0.0.1:$TRANSFORMER_PORT/readyz"
 wait_http notifier "http://127.0.0.1:$NOTIFIER_PORT/readyz"
 wait_http gateway "$gateway_url/readyz"
+bash "$root/scripts/seed.sh" "$gateway_url" "$key" "$mailbox_url/api/messages"
 
 cat <<MSG
 
@@ -153,6 +154,7 @@ sluice is up.
   transformer  gRPC http://127.0.0.1:$TRANSFORMER_GRPC_PORT (buses, rules, queues; the gateway serves them as REST)
   notifier     gRPC http://127.0.0.1:$NOTIFIER_GRPC_PORT (topics; the gateway serves them as REST)
   mailbox      email sent by sluice: $mailbox_url/api/messages (SMTP with STARTTLS on 127.0.0.1:$SMTP_PORT)
+  tasks        $gateway_url/v1/tasks; completing one of ${SLUICE_TASKS_OWNER:-owner@example.com}'s tasks emails them
   metrics      $gateway_url/metrics, http://127.0.0.1:$PROCESSOR_PORT/metrics, http://127.0.0.1:$TRANSFORMER_PORT/metrics, http://127.0.0.1:$NOTIFIER_PORT/metrics
   logs         $state/log/
 These are in .sluice/dev.env:   source .sluice/dev.env

@@ -170,6 +170,53 @@ async fn make_up_brings_back_whatever_is_not_serving() {
         .as_str()
         .unwrap()
         .contains(&format!("{gw}/v1/topics/hello/subscriptions/")));
+    // The task app's default routing: a completed task of the seeded owner
+    // is emailed to them.
+    let created: serde_json::Value = http
+        .post(format!("{gw}/v1/tasks"))
+        .header("x-api-key", &key)
+        .json(&serde_json::json!({"title": "Ship it", "userId": "owner@example.com"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let task = created["taskId"].as_str().unwrap();
+    let done = http
+        .put(format!("{gw}/v1/tasks/{task}"))
+        .header("x-api-key", &key)
+        .json(&serde_json::json!({"status": "completed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    let mut told = serde_json::Value::Null;
+    for _ in 0..300 {
+        let all: serde_json::Value = http
+            .get(format!("{mailbox}?to=owner@example.com"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(m) = all.as_array().and_then(|a| {
+            a.iter()
+                .find(|m| m["text"].as_str().unwrap_or("").contains(task))
+        }) {
+            told = m.clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        told["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Your task Ship it is completed."),
+        "the owner was not emailed: {told}"
+    );
     for port in [
         "SLUICE_GATEWAY_PORT",
         "SLUICE_PROCESSOR_PORT",
