@@ -15,14 +15,24 @@
 //! against the raw JetStream consume rate, and bus → target latency against
 //! a direct JetStream publish → consume, measured in the same run.
 //!
-//! Results go to `<out>/ingest.md` and `<out>/bus.md` (with the command and
-//! settings). `--suite all` (the default) runs both.
+//! `--suite fanout` (see [`fanout`]): one topic message to
+//! `--subscriptions` signed webhook subscriptions against raw JetStream
+//! fan-out to as many consumers, measured in the same run.
+//!
+//! `--suite tasks` (see [`tasks`]): the tasks API's create and list against
+//! the store's raw write and query rates, measured in the same run.
+//!
+//! Results go to `<out>/<suite>.md` (with the command and settings).
+//! `--suite all` (the default) runs ingest and bus; `make bench` runs every
+//! suite.
 
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bus;
+mod fanout;
 mod ingest;
+mod tasks;
 
 use anyhow::Result;
 use hdrhistogram::Histogram;
@@ -44,6 +54,7 @@ pub struct Args {
     suite: String,
     rules: usize,
     rounds: usize,
+    subscriptions: usize,
 }
 
 fn args() -> Args {
@@ -55,6 +66,7 @@ fn args() -> Args {
         suite: "all".into(),
         rules: 1000,
         rounds: 3,
+        subscriptions: 100,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -65,6 +77,9 @@ fn args() -> Args {
             "--suite" => a.suite = it.next().unwrap_or_default(),
             "--rules" => a.rules = it.next().and_then(|s| s.parse().ok()).unwrap_or(1000),
             "--rounds" => a.rounds = it.next().and_then(|s| s.parse().ok()).unwrap_or(3).max(1),
+            "--subscriptions" => {
+                a.subscriptions = it.next().and_then(|s| s.parse().ok()).unwrap_or(100).max(1)
+            }
             "--rates" => {
                 a.rates = it
                     .next()
@@ -74,7 +89,7 @@ fn args() -> Args {
                     .collect()
             }
             other => {
-                eprintln!("usage: sluice-bench [--suite all|ingest|bus] [--out DIR] [--seconds N] [--rates 500,1000] [--rules N] [--rounds N] [--no-fsync]; got {other}");
+                eprintln!("usage: sluice-bench [--suite all|ingest|bus|fanout|tasks] [--out DIR] [--seconds N] [--rates 500,1000] [--rules N] [--subscriptions N] [--rounds N] [--no-fsync]; got {other}");
                 std::process::exit(2);
             }
         }
@@ -175,8 +190,20 @@ async fn main() -> Result<()> {
         "ingest" => (true, false),
         "bus" => (false, true),
         "all" => (true, true),
+        "fanout" => {
+            return rounds(&args, "fanout", "sluice fan-out benchmark", || {
+                fanout::run(&args, &bin)
+            })
+            .await;
+        }
+        "tasks" => {
+            return rounds(&args, "tasks", "sluice tasks API benchmark", || {
+                tasks::run(&args, &bin)
+            })
+            .await;
+        }
         other => {
-            eprintln!("unknown suite {other:?}: use all, ingest or bus");
+            eprintln!("unknown suite {other:?}: use all, ingest, bus, fanout or tasks");
             std::process::exit(2);
         }
     };
