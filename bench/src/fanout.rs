@@ -209,16 +209,17 @@ async fn sluice_fan_out(
             };
             match rate {
                 Some(r) => {
-                    let mut inflight = futures::stream::FuturesUnordered::new();
+                    // Each publish on its own task, so it is sent when due
+                    // (an unpolled future would send nothing).
+                    let mut sent = Vec::with_capacity(n);
                     for i in 0..n {
                         let due = started + Duration::from_secs_f64(i as f64 / r as f64);
                         tokio::time::sleep_until(due.into()).await;
-                        inflight.push(publish(client.clone()));
-                        while inflight.len() > 64 {
-                            inflight.next().await;
-                        }
+                        sent.push(tokio::spawn(publish(client.clone())));
                     }
-                    while inflight.next().await.is_some() {}
+                    for s in sent {
+                        let _ = s.await;
+                    }
                 }
                 None => {
                     futures::stream::iter(0..n)
@@ -264,7 +265,7 @@ pub async fn run(args: &Args, bin: &Path) -> Result<Round> {
     let js = async_nats::jetstream::new(nats.clone());
     let epoch = Instant::now();
     // Messages per second in the latency runs: `subs` deliveries each.
-    let msg_rate = 10u64;
+    let msg_rate = 3u64;
     let n_rate = 200usize;
     let n_lat = (msg_rate * args.seconds) as usize;
 

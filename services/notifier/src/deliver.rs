@@ -17,7 +17,8 @@
 //!
 //! Which subscriptions exist is read from the store at start, when a
 //! subscription changes (a notice on `control.subscriptions` from the
-//! replica that changed it) and every `SLUICE_NOTIFIER_RELOAD_INTERVAL`.
+//! replica that changed it) and every `SLUICE_NOTIFIER_RELOAD_INTERVAL`;
+//! the fan-out reads the same in-memory view ([`Registry`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,19 +54,32 @@ pub struct Live {
     pub fingerprint: u64,
 }
 
-/// Subscriptions by key.
-pub type Snapshot = Arc<HashMap<String, Arc<Live>>>;
+/// Every subscription, as last read.
+#[derive(Debug, Default)]
+pub struct Subscriptions {
+    /// The http(s) and email subscriptions (delivered by a worker), by key.
+    pub delivered: HashMap<String, Arc<Live>>,
+    /// Every confirmed subscription of each topic, as the fan-out reads them.
+    pub by_topic: HashMap<String, Vec<Arc<Live>>>,
+}
 
-/// The subscriptions this notifier delivers to.
+/// A shared view of [`Subscriptions`].
+pub type Snapshot = Arc<Subscriptions>;
+
+/// The subscriptions this notifier knows: read from the store at start and
+/// after every change, so neither the fan-out nor the workers read the
+/// store per message.
 #[derive(Debug)]
 pub struct Registry {
     tx: watch::Sender<Snapshot>,
+    loaded: watch::Sender<bool>,
 }
 
 impl Default for Registry {
     fn default() -> Self {
         Self {
             tx: watch::channel(Snapshot::default()).0,
+            loaded: watch::channel(false).0,
         }
     }
 }
@@ -83,42 +97,55 @@ impl Registry {
         self.tx.borrow().clone()
     }
 
+    /// Waits until the subscriptions have been read once.
+    pub async fn wait_loaded(&self) {
+        let mut rx = self.loaded.subscribe();
+        let _ = rx.wait_for(|l| *l).await;
+    }
+
     /// Reads every subscription again.
     pub async fn reload(&self, state: &crate::State) -> Result<(), sluice_store::StoreError> {
         let records = state.store.all_subscriptions().await?;
-        let mut map = HashMap::new();
+        let mut subs = Subscriptions::default();
         for rec in records {
             let spec = match v1::Subscription::decode(rec.spec.as_slice()) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(topic = %rec.topic, subscription = %rec.id, error = %e,
                         "a stored subscription cannot be read; nothing is delivered to it");
+                    metrics::counter!("sluice.notifier.fanout", "outcome" => "unreadable_subscription")
+                        .increment(1);
                     continue;
                 }
             };
-            if !delivered(&spec.protocol) {
-                continue;
-            }
             let key = subjects::subscription_key(&rec.topic, &rec.id);
-            match Compiled::new(spec) {
-                Ok(sub) => {
-                    map.insert(
-                        key.clone(),
-                        Arc::new(Live {
-                            key,
-                            sub,
-                            fingerprint: fingerprint(&rec.spec),
-                        }),
-                    );
-                }
+            let live = match Compiled::new(spec) {
+                Ok(sub) => Arc::new(Live {
+                    key: key.clone(),
+                    sub,
+                    fingerprint: fingerprint(&rec.spec),
+                }),
                 Err(e) => {
                     tracing::error!(topic = %rec.topic, subscription = %rec.id, error = %e,
                         "a stored subscription cannot be compiled; nothing is delivered to it");
+                    metrics::counter!("sluice.notifier.fanout", "outcome" => "unreadable_subscription")
+                        .increment(1);
+                    continue;
                 }
+            };
+            if live.sub.spec.status == crate::grpc::CONFIRMED {
+                subs.by_topic
+                    .entry(rec.topic.clone())
+                    .or_default()
+                    .push(live.clone());
+            }
+            if delivered(&live.sub.spec.protocol) {
+                subs.delivered.insert(key, live);
             }
         }
-        metrics::gauge!("sluice.notifier.subscriptions.delivered").set(map.len() as f64);
-        self.tx.send_replace(Arc::new(map));
+        metrics::gauge!("sluice.notifier.subscriptions.delivered").set(subs.delivered.len() as f64);
+        self.tx.send_replace(Arc::new(subs));
+        self.loaded.send_replace(true);
         Ok(())
     }
 
@@ -128,10 +155,14 @@ impl Registry {
 }
 
 /// Tells every replica (this one included) that a subscription changed.
-pub async fn announce(state: &crate::State, topic: &str, id: &str) {
-    if let Err(e) = state.registry.reload(state).await {
-        tracing::warn!(error = %e, "cannot read the subscriptions again; the next reload will");
-    }
+/// Fails when this replica could not read the subscriptions again (the
+/// change is stored; asking again is safe).
+pub async fn announce(
+    state: &crate::State,
+    topic: &str,
+    id: &str,
+) -> Result<(), sluice_store::StoreError> {
+    state.registry.reload(state).await?;
     let subject = state.bus.names().subject(subjects::CONTROL_SUBSCRIPTIONS);
     if let Err(e) = state
         .bus
@@ -141,6 +172,7 @@ pub async fn announce(state: &crate::State, topic: &str, id: &str) {
     {
         tracing::warn!(error = %e, "cannot tell the other replicas; they reload within SLUICE_NOTIFIER_RELOAD_INTERVAL");
     }
+    Ok(())
 }
 
 /// Removes a subscription's consumer and the deliveries still waiting for
@@ -185,8 +217,13 @@ pub async fn run(state: Shared, shutdown: CancellationToken) {
             None
         }
     };
-    if let Err(e) = state.registry.reload(&state).await {
+    // The fan-out waits for this first read: retry until the store answers.
+    while let Err(e) = state.registry.reload(&state).await {
         tracing::warn!(error = %e, "cannot read the subscriptions yet; will retry");
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
     }
     let mut changes = state.registry.subscribe();
     let mut tick = tokio::time::interval(state.config.reload_interval);
@@ -227,7 +264,7 @@ fn reconcile(
     shutdown: &CancellationToken,
 ) {
     let snapshot = state.registry.snapshot();
-    for (key, live) in snapshot.iter() {
+    for (key, live) in snapshot.delivered.iter() {
         if let Some((fp, cancel)) = running.get(key) {
             if *fp == live.fingerprint {
                 continue;
@@ -239,7 +276,7 @@ fn reconcile(
         running.insert(key.clone(), (live.fingerprint, cancel));
     }
     running.retain(|k, (_, cancel)| {
-        let keep = snapshot.contains_key(k);
+        let keep = snapshot.delivered.contains_key(k);
         if !keep {
             cancel.cancel();
         }
@@ -261,7 +298,7 @@ async fn worker(state: Shared, live: Arc<Live>, cancel: CancellationToken) {
         async move {
             // Removed on another replica: its consumer was deleted, and
             // declaring it again here would leave an orphan.
-            if !state.registry.snapshot().contains_key(&live.key) {
+            if !state.registry.snapshot().delivered.contains_key(&live.key) {
                 return Err(BusError::Declare {
                     what: format!("consumer of subscription {}", live.sub.spec.subscription_id),
                     reason: "the subscription was removed".into(),
@@ -320,7 +357,7 @@ async fn deliver_one(state: &Shared, key: &str, msg: Message) {
             return;
         }
     };
-    let Some(live) = state.registry.snapshot().get(key).cloned() else {
+    let Some(live) = state.registry.snapshot().delivered.get(key).cloned() else {
         // Removed: removing it discards its deliveries too.
         metrics::counter!("sluice.notifier.deliveries", "protocol" => "unknown", "outcome" => "discarded")
             .increment(1);

@@ -1,6 +1,7 @@
 //! The fan-out: every topic message (from a publish, or from a rule's
 //! `topic` target) is read once from `NOTIFY` and given to each confirmed
-//! subscription of its topic whose filter policy it matches, as the SNS
+//! subscription of its topic (as the registry knows them, see `deliver`)
+//! whose filter policy it matches, as the SNS
 //! notification JSON or, with raw delivery, as published (email: the
 //! message text). A `queue` subscription's copy goes into its queue; an
 //! http(s) or email subscription's copy waits on the subscription's own
@@ -14,13 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
-use prost::Message as _;
+use futures::StreamExt as _;
 use serde_json::{json, Value};
 use sluice_bus::dlq::Failure;
 use sluice_bus::work::{keep_pulling, Pull};
 use sluice_bus::{subjects, BusError};
 use sluice_model::topic::TopicMessage;
-use sluice_proto::v1;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -33,9 +33,17 @@ const CONCURRENCY: usize = 64;
 const ACK_WAIT: Duration = Duration::from_secs(60);
 /// Delay before a message some subscription did not take is tried again.
 const RETRY: Duration = Duration::from_secs(2);
+/// Copies of one message stored at once.
+const COPIES_AT_ONCE: usize = 32;
 
 /// Fans out until `shutdown`.
 pub async fn run(state: Shared, shutdown: CancellationToken) {
+    // Fanning out before the subscriptions are known would give copies to
+    // no one.
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        _ = state.registry.wait_loaded() => {}
+    }
     let declare = || {
         let state = state.clone();
         async move {
@@ -136,75 +144,71 @@ async fn fan_out(state: &Shared, msg: Message) {
             return;
         }
     };
-    let records = match state.store.subscriptions_of(topic).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(%topic, error = %e, "cannot read the topic's subscriptions; will retry");
-            let _ = msg.ack_with(AckKind::Nak(Some(RETRY))).await;
-            return;
+    // Confirmed subscriptions of the topic, from the registry (read from
+    // the store when subscriptions change, not per message).
+    let snapshot = state.registry.snapshot();
+    let chosen: Vec<Arc<crate::deliver::Live>> = snapshot
+        .by_topic
+        .get(topic)
+        .map(|subs| {
+            subs.iter()
+                .filter(|l| l.sub.wants(&message))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let topic_arn = state.config.topic_arn(topic);
+    // The copies are stored concurrently: each is its own JetStream write
+    // (an fsync each, where JetStream is told to), and one after the other
+    // a message to many subscriptions would wait for all of them in turn.
+    let copy = |live: Arc<crate::deliver::Live>| {
+        let (topic_arn, message_id, message) = (&topic_arn, &message_id, &message);
+        async move {
+            let sub = &live.sub;
+            let protocol = sub.spec.protocol.as_str();
+            let body = if protocol == "email" || sub.spec.raw_message_delivery {
+                message.message.clone()
+            } else {
+                let unsubscribe =
+                    delivered(protocol).then(|| crate::links::unsubscribe(state, &sub.spec));
+                envelope(
+                    topic_arn,
+                    message_id,
+                    message,
+                    published,
+                    unsubscribe.as_deref(),
+                )
+            };
+            let copy_id = format!("{message_id}:{}", sub.spec.subscription_id);
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(sluice_bus::headers::TOPIC, topic);
+            headers.insert(
+                sluice_bus::headers::SUBSCRIPTION,
+                sub.spec.subscription_id.as_str(),
+            );
+            headers.insert(sluice_bus::headers::MESSAGE_ID, message_id.as_str());
+            // The delivery's id, kept through retries and redrives (webhook-id).
+            headers.insert(sluice_bus::headers::DELIVERY_ID, copy_id.as_str());
+            let outcome = if protocol == "queue" {
+                to_queue(state, topic, sub, &copy_id, body, headers).await
+            } else {
+                headers.insert(sluice_bus::headers::MESSAGE_TYPE, "Notification");
+                if let Some(subject) = &message.subject {
+                    headers.insert(sluice_bus::headers::MESSAGE_SUBJECT, subject.as_str());
+                }
+                to_deliveries(state, topic, sub, &copy_id, body, headers, published, seq).await
+            };
+            metrics::counter!("sluice.notifier.fanout.copies", "protocol" => sub.spec.protocol.clone(), "outcome" => outcome)
+                .increment(1);
+            outcome
         }
     };
-    let topic_arn = state.config.topic_arn(topic);
-    let mut retry = false;
-    for rec in records {
-        let sub = match v1::Subscription::decode(rec.spec.as_slice())
-            .map_err(|e| e.to_string())
-            .and_then(Compiled::new)
-        {
-            Ok(sub) => sub,
-            Err(e) => {
-                // A fault of ours, and it would not heal by waiting:
-                // retrying would only repeat the other subscriptions'
-                // copies. Said loudly, counted, and passed by.
-                tracing::error!(%topic, subscription = %rec.id, error = %e,
-                    "a stored subscription cannot be read; it gets no copy of this message");
-                metrics::counter!("sluice.notifier.fanout", "outcome" => "unreadable_subscription")
-                    .increment(1);
-                continue;
-            }
-        };
-        if sub.spec.status != "confirmed" || !sub.wants(&message) {
-            continue;
-        }
-        let protocol = sub.spec.protocol.as_str();
-        let body = if protocol == "email" || sub.spec.raw_message_delivery {
-            message.message.clone()
-        } else {
-            let unsubscribe =
-                delivered(protocol).then(|| crate::links::unsubscribe(state, &sub.spec));
-            envelope(
-                &topic_arn,
-                &message_id,
-                &message,
-                published,
-                unsubscribe.as_deref(),
-            )
-        };
-        let copy_id = format!("{message_id}:{}", sub.spec.subscription_id);
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(sluice_bus::headers::TOPIC, topic);
-        headers.insert(
-            sluice_bus::headers::SUBSCRIPTION,
-            sub.spec.subscription_id.as_str(),
-        );
-        headers.insert(sluice_bus::headers::MESSAGE_ID, message_id.as_str());
-        // The delivery's id, kept through retries and redrives (webhook-id).
-        headers.insert(sluice_bus::headers::DELIVERY_ID, copy_id.as_str());
-        let outcome = if protocol == "queue" {
-            to_queue(state, topic, &sub, &copy_id, body, headers).await
-        } else {
-            headers.insert(sluice_bus::headers::MESSAGE_TYPE, "Notification");
-            if let Some(subject) = &message.subject {
-                headers.insert(sluice_bus::headers::MESSAGE_SUBJECT, subject.as_str());
-            }
-            to_deliveries(state, topic, &sub, &copy_id, body, headers, published, seq).await
-        };
-        if outcome == "retried" {
-            retry = true;
-        }
-        metrics::counter!("sluice.notifier.fanout.copies", "protocol" => sub.spec.protocol.clone(), "outcome" => outcome)
-            .increment(1);
-    }
+    let outcomes: Vec<&'static str> = futures::stream::iter(chosen)
+        .map(copy)
+        .buffer_unordered(COPIES_AT_ONCE)
+        .collect()
+        .await;
+    let retry = outcomes.contains(&"retried");
     if retry {
         let _ = msg.ack_with(AckKind::Nak(Some(RETRY))).await;
     } else {

@@ -198,7 +198,7 @@ impl TopicsApi {
         {
             return Err(no_subscription(&sub.topic, &sub.subscription_id));
         }
-        crate::deliver::announce(&self.state, &sub.topic, &sub.subscription_id).await;
+        crate::deliver::announce(&self.state, &sub.topic, &sub.subscription_id).await?;
         Ok(())
     }
 
@@ -214,7 +214,7 @@ impl TopicsApi {
         // finished by the next one.
         crate::deliver::discard(&self.state, &key).await?;
         if removed {
-            crate::deliver::announce(&self.state, topic, id).await;
+            crate::deliver::announce(&self.state, topic, id).await?;
         }
         Ok(removed)
     }
@@ -513,8 +513,12 @@ impl Topics for TopicsApi {
             )
             .await
             .map_err(AdminError::from)?;
+        // Every replica's fan-out and workers learn of it before this returns
+        // (this one) or within moments (the others).
+        crate::deliver::announce(&self.state, &stored.topic, &stored.subscription_id)
+            .await
+            .map_err(AdminError::from)?;
         if confirms {
-            crate::deliver::announce(&self.state, &stored.topic, &stored.subscription_id).await;
             self.request_confirmation(&stored).await?;
         }
         Ok(Response::new(shown(stored, true)))
