@@ -130,6 +130,26 @@ async fn webhooks_are_confirmed_signed_filtered_rotated_and_unsubscribed() {
     assert_eq!(code, 201, "{pending}");
     let pending_secret = pending["signing_secret"].as_str().unwrap();
     assert!(pending_secret.starts_with("whsec_"), "{pending}");
+    // Asking again while pending sends the confirmation again, as a new
+    // message (a receiver de-duplicating on webhook-id still sees it).
+    let (code, _, again) = stack
+        .post(
+            "/v1/topics/alerts/subscriptions",
+            &json!({"protocol": "http", "endpoint": format!("{}/early", hook.url)}),
+        )
+        .await;
+    assert_eq!(code, 201, "{again}");
+    assert_eq!(again["subscription_id"], pending["subscription_id"]);
+    until("two confirmation requests", Duration::from_secs(30), || {
+        let ids: std::collections::HashSet<String> = hook
+            .requests()
+            .iter()
+            .filter(|q| q.path == "/early")
+            .filter_map(|q| q.header("webhook-id").map(str::to_string))
+            .collect();
+        ids.len() == 2
+    })
+    .await;
 
     let sub = subscribe_confirmed(
         &stack,

@@ -239,6 +239,15 @@ async fn lists_come_from_the_indexes_in_pages_and_bad_input_writes_nothing() {
     assert_eq!(code, 400, "{p}");
     let (code, _) = stack.get("/v1/tasks?cursor=bm90LWpzb24").await;
     assert_eq!(code, 400);
+    // Well formed, but with values the store would refuse: still a 400.
+    let forged = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        br#"{"taskId":"","userId":"alice","created_key":"x"}"#,
+    );
+    let (code, p) = stack
+        .get(&format!("/v1/tasks?userId=alice&cursor={forged}"))
+        .await;
+    assert_eq!(code, 400, "{p}");
     for bad in [
         "status=done",
         "limit=0",

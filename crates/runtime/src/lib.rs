@@ -9,6 +9,7 @@
 
 pub mod grpc;
 pub mod outbox;
+pub mod settle;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -30,15 +30,20 @@ pub enum FlushError {
     Store(#[from] StoreError),
 }
 
+/// How long a deleted task's tombstone stays once its event is out.
+pub const TOMBSTONE: time::Duration = time::Duration::hours(1);
+
 /// Publishes `entries` (the outbox of task `id` at `version`) and clears
-/// the outbox. Returns whether it was cleared (`false`: the task changed
-/// meanwhile and its newer writer flushes the rest).
+/// the outbox (a tombstone then starts to expire). Returns whether it was
+/// cleared (`false`: the task changed meanwhile and its newer writer
+/// flushes the rest).
 pub async fn flush(
     bus: &Bus,
     store: &Store,
     id: &str,
     version: u64,
     entries: &[OutboxEntry],
+    tombstone: bool,
 ) -> Result<bool, FlushError> {
     for e in entries {
         bus.publish(
@@ -49,7 +54,8 @@ pub async fn flush(
         )
         .await?;
     }
-    Ok(store.clear_outbox(id, version).await?)
+    let expires = tombstone.then(|| (time::OffsetDateTime::now_utc() + TOMBSTONE).unix_timestamp());
+    Ok(store.clear_outbox(id, version, expires).await?)
 }
 
 /// Flushes task `id`'s outbox as stored now. Returns how many events it
@@ -61,7 +67,15 @@ pub async fn flush_stored(bus: &Bus, store: &Store, id: &str) -> Result<usize, F
     if stored.outbox.is_empty() {
         return Ok(0);
     }
-    flush(bus, store, id, stored.task.version, &stored.outbox).await?;
+    flush(
+        bus,
+        store,
+        id,
+        stored.task.version,
+        &stored.outbox,
+        stored.deleted,
+    )
+    .await?;
     Ok(stored.outbox.len())
 }
 

@@ -28,23 +28,25 @@ fn record(item: &Item) -> Option<SubscriptionRecord> {
 }
 
 impl Store {
-    /// Writes a subscription (a new id each time: no condition needed).
+    /// Creates a subscription. `false` when one with its id exists (a
+    /// concurrent subscribe of the same endpoint won).
     pub async fn put_subscription(
         &self,
         topic: &str,
         id: &str,
         spec: Vec<u8>,
-    ) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.tables.subscriptions)
-            .item("topic", s(topic))
-            .item("id", s(id))
-            .item("spec", AttributeValue::B(Blob::new(spec)))
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        applied(
+            self.client
+                .put_item()
+                .table_name(&self.tables.subscriptions)
+                .item("topic", s(topic))
+                .item("id", s(id))
+                .item("spec", AttributeValue::B(Blob::new(spec)))
+                .condition_expression("attribute_not_exists(id)")
+                .send()
+                .await,
+        )
     }
 
     /// A topic's subscriptions, by id.
@@ -79,13 +81,14 @@ impl Store {
         }
     }
 
-    /// Overwrites a subscription that still exists. Returns `false` when
-    /// it was removed meanwhile (it is then not written back).
+    /// Replaces a subscription still stored as `old` with `new`. Returns
+    /// `false` when it was removed or changed meanwhile (nothing written).
     pub async fn replace_subscription(
         &self,
         topic: &str,
         id: &str,
-        spec: Vec<u8>,
+        old: Vec<u8>,
+        new: Vec<u8>,
     ) -> Result<bool, StoreError> {
         applied(
             self.client
@@ -93,8 +96,9 @@ impl Store {
                 .table_name(&self.tables.subscriptions)
                 .item("topic", s(topic))
                 .item("id", s(id))
-                .item("spec", AttributeValue::B(Blob::new(spec)))
-                .condition_expression("attribute_exists(id)")
+                .item("spec", AttributeValue::B(Blob::new(new)))
+                .condition_expression("spec = :old")
+                .expression_attribute_values(":old", AttributeValue::B(Blob::new(old)))
                 .send()
                 .await,
         )

@@ -11,8 +11,8 @@
 //!
 //! Lists are served by global secondary indexes, never by a scan: by
 //! status, by user, by user and status, and all tasks (newest first).
-//! A deleted task leaves a tombstone (out of every list, expiring within
-//! the hour) until its `TaskDeleted` event is published.
+//! A deleted task leaves a tombstone (out of every list) that starts to
+//! expire, within the hour, only once its `TaskDeleted` event is published.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -263,15 +263,16 @@ impl Store {
     }
 
     /// Turns a task at version `expected` into a tombstone carrying its
-    /// outbox: out of every list, expiring at `expires_at` (epoch seconds).
-    /// `false` when the version moved on or it was deleted already.
+    /// outbox: out of every list; it starts to expire only once its outbox
+    /// is cleared ([`Store::clear_outbox`]), so the store's TTL never
+    /// removes an event not yet published. `false` when the version moved
+    /// on or it was deleted already.
     pub async fn delete_task(
         &self,
         task: &Task,
         expected: u64,
         outbox: &[OutboxEntry],
         since: &str,
-        expires_at: i64,
     ) -> Result<bool, StoreError> {
         let mut it = HashMap::from([
             ("taskId".to_string(), s(&task.task_id)),
@@ -281,7 +282,6 @@ impl Store {
             ),
             ("version".to_string(), n(task.version)),
             ("deleted".to_string(), AttributeValue::Bool(true)),
-            ("expires_at".to_string(), n(expires_at)),
         ]);
         if !outbox.is_empty() {
             it.insert("outbox".into(), outbox_value(outbox));
@@ -301,20 +301,29 @@ impl Store {
     }
 
     /// Empties the outbox of a task still at `version` (its events are on
-    /// the bus). `false` when the task changed meanwhile: its outbox then
+    /// the bus); a tombstone then expires at `tombstone_expires` (epoch
+    /// seconds). `false` when the task changed meanwhile: its outbox then
     /// holds newer events too, and stays for whoever wrote them.
-    pub async fn clear_outbox(&self, id: &str, version: u64) -> Result<bool, StoreError> {
-        applied(
-            self.client
-                .update_item()
-                .table_name(&self.tables.tasks)
-                .key("taskId", s(id))
-                .update_expression("REMOVE outbox, outbox_shard, outbox_since")
-                .condition_expression("version = :v")
-                .expression_attribute_values(":v", n(version))
-                .send()
-                .await,
-        )
+    pub async fn clear_outbox(
+        &self,
+        id: &str,
+        version: u64,
+        tombstone_expires: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.tables.tasks)
+            .key("taskId", s(id))
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", n(version));
+        req = match tombstone_expires {
+            Some(at) => req
+                .update_expression("REMOVE outbox, outbox_shard, outbox_since SET expires_at = :e")
+                .expression_attribute_values(":e", n(at)),
+            None => req.update_expression("REMOVE outbox, outbox_shard, outbox_since"),
+        };
+        applied(req.send().await)
     }
 
     /// Ids of tasks whose outbox has been pending since before `before`
@@ -397,7 +406,11 @@ impl Store {
         let mut want = vec!["taskId", pk, sk];
         want.sort_unstable();
         let have: Vec<&str> = cursor.keys().map(String::as_str).collect();
-        have == want && cursor.get(pk) == Some(&value)
+        // Values the store would refuse (empty, oversized) are not ours.
+        let sane = cursor
+            .values()
+            .all(|v| !v.is_empty() && v.len() <= 512 && !v.chars().any(char::is_control));
+        have == want && sane && cursor.get(pk) == Some(&value)
     }
 }
 
@@ -425,5 +438,8 @@ mod tests {
         let mut extra = c.clone();
         extra.insert("doc".into(), "{}".into());
         assert!(!Store::cursor_fits(&q, &extra));
+        let mut empty = c.clone();
+        empty.insert("taskId".into(), String::new());
+        assert!(!Store::cursor_fits(&q, &empty));
     }
 }

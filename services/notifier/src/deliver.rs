@@ -29,11 +29,11 @@ use async_nats::jetstream::Message;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use prost::Message as _;
-use sluice_bus::dlq::Failure;
 use sluice_bus::work::{keep_pulling, Pull};
 use sluice_bus::{headers as h, subjects, BusError};
-use sluice_outbound::retry::{self, Decision, Outcome};
+use sluice_outbound::retry::{self, Outcome};
 use sluice_proto::v1;
+use sluice_runtime::settle::{settle, Attempted};
 use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{field, info_span, Instrument};
@@ -73,6 +73,8 @@ pub type Snapshot = Arc<Subscriptions>;
 pub struct Registry {
     tx: watch::Sender<Snapshot>,
     loaded: watch::Sender<bool>,
+    /// One reload at a time, so an older read never replaces a newer one.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Default for Registry {
@@ -80,6 +82,7 @@ impl Default for Registry {
         Self {
             tx: watch::channel(Snapshot::default()).0,
             loaded: watch::channel(false).0,
+            reloading: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -105,6 +108,7 @@ impl Registry {
 
     /// Reads every subscription again.
     pub async fn reload(&self, state: &crate::State) -> Result<(), sluice_store::StoreError> {
+        let _one = self.reloading.lock().await;
         let records = state.store.all_subscriptions().await?;
         let mut subs = Subscriptions::default();
         for rec in records {
@@ -155,14 +159,12 @@ impl Registry {
 }
 
 /// Tells every replica (this one included) that a subscription changed.
-/// Fails when this replica could not read the subscriptions again (the
-/// change is stored; asking again is safe).
-pub async fn announce(
-    state: &crate::State,
-    topic: &str,
-    id: &str,
-) -> Result<(), sluice_store::StoreError> {
-    state.registry.reload(state).await?;
+/// If this replica cannot read the subscriptions now, its periodic reload
+/// catches up (the change itself is stored).
+pub async fn announce(state: &crate::State, topic: &str, id: &str) {
+    if let Err(e) = state.registry.reload(state).await {
+        tracing::warn!(error = %e, "cannot read the subscriptions again; the next reload will");
+    }
     let subject = state.bus.names().subject(subjects::CONTROL_SUBSCRIPTIONS);
     if let Err(e) = state
         .bus
@@ -172,7 +174,6 @@ pub async fn announce(
     {
         tracing::warn!(error = %e, "cannot tell the other replicas; they reload within SLUICE_NOTIFIER_RELOAD_INTERVAL");
     }
-    Ok(())
 }
 
 /// Removes a subscription's consumer and the deliveries still waiting for
@@ -249,6 +250,9 @@ pub async fn run(state: Shared, shutdown: CancellationToken) {
                     if let Err(e) = state.registry.reload(&state).await {
                         tracing::warn!(error = %e, "cannot read the subscriptions again; will retry");
                     }
+                } else {
+                    tracing::warn!("subscription notices ended; reloading on the interval only");
+                    notices = None;
                 }
             }
         }
@@ -366,6 +370,16 @@ async fn deliver_one(state: &Shared, key: &str, msg: Message) {
     };
     let sub = &live.sub;
     let protocol = sub.spec.protocol.clone();
+    if header(&msg, h::MESSAGE_TYPE).unwrap_or("Notification") != "SubscriptionConfirmation"
+        && sub.spec.status != crate::grpc::CONFIRMED
+    {
+        // A copy left from before an unsubscribe, for an endpoint that
+        // subscribed again and has not confirmed: it gets nothing yet.
+        metrics::counter!("sluice.notifier.deliveries", "protocol" => protocol, "outcome" => "unconfirmed")
+            .increment(1);
+        let _ = msg.double_ack().await;
+        return;
+    }
     // Stable through retries and redrives: the webhook-id.
     let id = header(&msg, h::DELIVERY_ID)
         .map(str::to_string)
@@ -397,67 +411,24 @@ async fn deliver_one(state: &Shared, key: &str, msg: Message) {
             rand::random::<f64>(),
         );
         let policy = sub.retry(&state.config.delivery);
-        let label = match retry::decide(&outcome, attempt, age, &policy, delay) {
-            Decision::Done => {
-                if let Err(e) = msg.double_ack().await {
-                    tracing::warn!(error = %e, "ack not confirmed; the endpoint may get this delivery again (same webhook-id)");
-                }
-                metrics::histogram!("sluice.notifier.delivery.latency.seconds", "protocol" => protocol.clone())
-                    .record(age.as_secs_f64());
-                "delivered"
-            }
-            Decision::RetryAfter(d) => {
-                let reason = match &outcome {
-                    Outcome::Retry { reason, .. } => reason.as_str(),
-                    _ => "",
-                };
-                tracing::warn!(%reason, retry_in_ms = d.as_millis() as u64, "delivery failed; will retry");
-                if let Err(e) = msg.ack_with(AckKind::Nak(Some(d))).await {
-                    tracing::warn!(error = %e, "nak failed; redelivery after the ack wait");
-                }
-                "retried"
-            }
-            Decision::DeadLetter { reason, terminal } => {
-                let response = match &outcome {
-                    Outcome::Retry { response, .. } | Outcome::Terminal { response, .. } => {
-                        response.clone()
-                    }
-                    Outcome::Delivered => None,
-                };
-                tracing::error!(%reason, terminal, "dead-lettering the delivery");
-                let subject = subjects::deliver(key);
-                let failure = Failure {
-                    subject: &subject,
-                    msg_id: &id,
-                    payload: &msg.payload,
-                    headers: msg.headers.as_ref(),
-                    reason: &reason,
-                    attempts: attempt,
-                    terminal,
-                    accepted_at: published,
-                    source_stream: &stream,
-                    source_seq: seq,
-                    last_response: response.as_deref(),
-                };
-                match state
-                    .bus
-                    .dead_letter_to(&subjects::dlq_subscription(key), &failure)
-                    .await
-                {
-                    Ok(()) => {
-                        let _ = msg.double_ack().await;
-                        "dead_lettered"
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot dead-letter; will retry");
-                        let _ = msg
-                            .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                            .await;
-                        "retried"
-                    }
-                }
-            }
+        let decision = retry::decide(&outcome, attempt, age, &policy, delay);
+        let subject = subjects::deliver(key);
+        let dlq_subject = subjects::dlq_subscription(key);
+        let attempted = Attempted {
+            msg: &msg,
+            subject: &subject,
+            dlq_subject: &dlq_subject,
+            id: &id,
+            attempt,
+            published,
+            stream: &stream,
+            seq,
         };
+        let label = settle(&state.bus, &attempted, &outcome, decision).await;
+        if label == "delivered" {
+            metrics::histogram!("sluice.notifier.delivery.latency.seconds", "protocol" => protocol.clone())
+                .record(age.as_secs_f64());
+        }
         metrics::counter!("sluice.notifier.deliveries", "protocol" => protocol.clone(), "outcome" => label)
             .increment(1);
         metrics::histogram!("sluice.notifier.attempt.duration.seconds", "protocol" => protocol.clone())
@@ -535,7 +506,19 @@ async fn attempt_once(
             text,
             unsubscribe: (!confirmation).then_some(unsubscribe.as_str()),
         };
-        return mailer.send(&mail).await;
+        // The whole send within the subscription's timeout (lettre's own
+        // applies per SMTP command), so it never outlives the ack wait.
+        let timeout = sub.timeout(&state.config.delivery);
+        return match tokio::time::timeout(timeout, mailer.send(&mail)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::Retry {
+                reason: format!(
+                    "the SMTP server did not take the email within {}s",
+                    timeout.as_secs()
+                ),
+                response: None,
+            },
+        };
     }
     let content_type = if confirmation || !sub.spec.raw_message_delivery {
         "application/json"

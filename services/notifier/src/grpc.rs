@@ -188,17 +188,34 @@ impl TopicsApi {
         Ok(sub)
     }
 
-    /// Writes a changed subscription back, unless it was removed meanwhile.
-    async fn replace(&self, sub: &v1::Subscription) -> AdminResult<()> {
+    /// Writes a changed subscription back over `old`, unless it was
+    /// removed (404) or changed (409: read it and ask again) meanwhile.
+    async fn replace(&self, old: &v1::Subscription, sub: &v1::Subscription) -> AdminResult<()> {
         if !self
             .state
             .store
-            .replace_subscription(&sub.topic, &sub.subscription_id, sub.encode_to_vec())
+            .replace_subscription(
+                &sub.topic,
+                &sub.subscription_id,
+                old.encode_to_vec(),
+                sub.encode_to_vec(),
+            )
             .await?
         {
-            return Err(no_subscription(&sub.topic, &sub.subscription_id));
+            return match self
+                .state
+                .store
+                .get_subscription(&sub.topic, &sub.subscription_id)
+                .await?
+            {
+                None => Err(no_subscription(&sub.topic, &sub.subscription_id)),
+                Some(_) => Err(AdminError::Conflict(format!(
+                    "subscription {:?} changed meanwhile; ask again",
+                    sub.subscription_id
+                ))),
+            };
         }
-        crate::deliver::announce(&self.state, &sub.topic, &sub.subscription_id).await?;
+        crate::deliver::announce(&self.state, &sub.topic, &sub.subscription_id).await;
         Ok(())
     }
 
@@ -209,13 +226,13 @@ impl TopicsApi {
             return Ok(false);
         }
         let removed = self.state.store.delete_subscription(topic, id).await?;
+        // This replica's worker stops (and will not declare the consumer
+        // again) before its consumer and backlog go.
+        crate::deliver::announce(&self.state, topic, id).await;
         let key = sluice_bus::subjects::subscription_key(topic, id);
         // Also when it was already gone: a removal that failed half-way is
         // finished by the next one.
         crate::deliver::discard(&self.state, &key).await?;
-        if removed {
-            crate::deliver::announce(&self.state, topic, id).await?;
-        }
         Ok(removed)
     }
 
@@ -225,7 +242,13 @@ impl TopicsApi {
     async fn request_confirmation(&self, sub: &v1::Subscription) -> AdminResult<()> {
         let key = sluice_bus::subjects::subscription_key(&sub.topic, &sub.subscription_id);
         let mut headers = async_nats::HeaderMap::new();
-        let delivery_id = format!("confirm-{}", sub.subscription_id);
+        // A new id per request: asking again sends it again, and a receiver
+        // de-duplicating on webhook-id does not drop it.
+        let delivery_id = format!(
+            "confirm-{}-{}",
+            sub.subscription_id,
+            sluice_model::ids::new_id()
+        );
         headers.insert(
             sluice_bus::headers::MESSAGE_TYPE,
             "SubscriptionConfirmation",
@@ -505,19 +528,24 @@ impl Topics for TopicsApi {
             confirmed_at: if confirms { String::new() } else { now_text() },
             ..sub
         };
-        store
+        if !store
             .put_subscription(
                 &stored.topic,
                 &stored.subscription_id,
                 stored.encode_to_vec(),
             )
             .await
-            .map_err(AdminError::from)?;
+            .map_err(AdminError::from)?
+        {
+            return Err(AdminError::Conflict(format!(
+                "{} {:?} was subscribed at the same moment; ask again",
+                stored.protocol, stored.endpoint
+            ))
+            .into());
+        }
         // Every replica's fan-out and workers learn of it before this returns
         // (this one) or within moments (the others).
-        crate::deliver::announce(&self.state, &stored.topic, &stored.subscription_id)
-            .await
-            .map_err(AdminError::from)?;
+        crate::deliver::announce(&self.state, &stored.topic, &stored.subscription_id).await;
         if confirms {
             self.request_confirmation(&stored).await?;
         }
@@ -578,9 +606,9 @@ impl Topics for TopicsApi {
         let confirmed = v1::Subscription {
             status: CONFIRMED.into(),
             confirmed_at: now_text(),
-            ..sub
+            ..sub.clone()
         };
-        self.replace(&confirmed).await?;
+        self.replace(&sub, &confirmed).await?;
         tracing::info!(topic = %confirmed.topic, subscription = %confirmed.subscription_id,
             protocol = %confirmed.protocol, "subscription confirmed");
         Ok(Response::new(shown(confirmed, false)))
@@ -622,9 +650,9 @@ impl Topics for TopicsApi {
                 String::new()
             },
             signing_secret: crate::webhook::new_secret(),
-            ..sub
+            ..sub.clone()
         };
-        self.replace(&rotated).await?;
+        self.replace(&sub, &rotated).await?;
         Ok(Response::new(shown(rotated, true)))
     }
 

@@ -29,8 +29,6 @@ use crate::body::JsonBody;
 use crate::error::{ApiError, Problem};
 use crate::Shared;
 
-/// How long a deleted task's tombstone stays (its event is out long before).
-const TOMBSTONE: time::Duration = time::Duration::hours(1);
 /// Attempts of a change without `If-Match` that keeps meeting other changes.
 const ATTEMPTS: usize = 3;
 
@@ -59,10 +57,11 @@ fn crash_point(point: &str) {
 
 /// Publishes what was just written and clears the outbox; on failure the
 /// relay does it later (the write, and so its events, stand).
-async fn publish(state: &Shared, id: &str, version: u64, outbox: &[OutboxEntry]) {
+async fn publish(state: &Shared, id: &str, version: u64, outbox: &[OutboxEntry], tombstone: bool) {
     crash_point("task-written");
     if let Err(e) =
-        sluice_runtime::outbox::flush(&state.bus, &state.store, id, version, outbox).await
+        sluice_runtime::outbox::flush(&state.bus, &state.store, id, version, outbox, tombstone)
+            .await
     {
         tracing::warn!(task = %id, error = %e, "events not published now; the outbox relay will");
         metrics::counter!("sluice.gateway.tasks.outbox.deferred").increment(1);
@@ -139,7 +138,7 @@ pub async fn create(
     if !state.store.create_task(&t, &outbox).await? {
         return Err(ApiError::Internal("a new task id already exists".into()));
     }
-    publish(&state, &t.task_id, t.version, &outbox).await;
+    publish(&state, &t.task_id, t.version, &outbox, false).await;
     metrics::counter!("sluice.gateway.tasks.written", "op" => "create").increment(1);
     Ok(with_etag(StatusCode::CREATED, t))
 }
@@ -220,7 +219,7 @@ pub async fn update(
             .replace_task(&next, current, &outbox, &rfc3339(now))
             .await?
         {
-            publish(&state, &id, next.version, &outbox).await;
+            publish(&state, &id, next.version, &outbox, false).await;
             metrics::counter!("sluice.gateway.tasks.written", "op" => "update").increment(1);
             return Ok(with_etag(StatusCode::OK, next));
         }
@@ -275,16 +274,10 @@ pub async fn delete(
         outbox.push(entry(&state, TASK_DELETED, &gone));
         if state
             .store
-            .delete_task(
-                &gone,
-                current,
-                &outbox,
-                &rfc3339(now),
-                (now + TOMBSTONE).unix_timestamp(),
-            )
+            .delete_task(&gone, current, &outbox, &rfc3339(now))
             .await?
         {
-            publish(&state, &id, gone.version, &outbox).await;
+            publish(&state, &id, gone.version, &outbox, true).await;
             metrics::counter!("sluice.gateway.tasks.written", "op" => "delete").increment(1);
             return Ok(StatusCode::NO_CONTENT);
         }

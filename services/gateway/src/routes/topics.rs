@@ -486,8 +486,8 @@ pub struct Subscription {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confirmed_at: Option<String>,
     /// http and https: the Standard Webhooks secret (`whsec_...`) that
-    /// signs every request. Shown only when the subscription is made and
-    /// when the secret is rotated.
+    /// signs every request. Shown only in the answers of subscribing (also
+    /// when subscribing again) and of rotating, never in listings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_secret: Option<String>,
     /// After a rotation: until when the previous secret also signs (RFC 3339).
@@ -538,9 +538,9 @@ pub struct SubscriptionList {
 #[utoipa::path(post, path = "/v1/topics/{topic}/subscriptions", tag = "topics", request_body = SubscribeInput,
     params(("topic" = String, Path, pattern = "^[-_A-Za-z0-9]{1,256}$")),
     responses((status = 201, body = Subscription),
-        (status = 400, description = "Not JSON", body = Problem),
+        (status = 400, description = "Not JSON; or an invalid endpoint, filter policy or delivery policy, or no such queue (naming the field)", body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem),
-        (status = 422, description = "An invalid endpoint, filter policy or delivery policy, or no such queue", body = Problem)),
+        (status = 422, description = "A field of the wrong type", body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn subscribe(
     State(state): State<Shared>,

@@ -30,7 +30,6 @@ use async_nats::jetstream::Message;
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use governor::{Quota, RateLimiter};
-use sluice_bus::dlq::Failure;
 use sluice_bus::work::{keep_pulling, Pace, Pull};
 use sluice_bus::{headers as h, subjects};
 use sluice_model::topic::TopicMessage;
@@ -43,7 +42,8 @@ use tracing::{field, info_span, Instrument};
 use crate::model::{rule_arn, CompiledTarget, Destination, InputSpec};
 use crate::presence::share;
 use crate::Shared;
-use retry::{Decision, Outcome};
+use retry::Outcome;
+use sluice_runtime::settle::{settle, Attempted};
 
 /// Facts about one delivery attempt.
 #[derive(Debug, Clone, Copy)]
@@ -289,68 +289,32 @@ async fn deliver_one(state: &Shared, key: &str, msg: Message) {
             attempt,
         };
         let outcome = attempt_once(state, &target, &msg, &meta, published).await;
-        let age = Duration::try_from(time::OffsetDateTime::now_utc() - published).unwrap_or_default();
+        let age =
+            Duration::try_from(time::OffsetDateTime::now_utc() - published).unwrap_or_default();
         let delay = retry::backoff(
             attempt,
             state.config.retry_base,
             state.config.retry_max_delay,
             rand::random::<f64>(),
         );
-        let label = match retry::decide(&outcome, attempt, age, &target.retry, delay) {
-            Decision::Done => {
-                if let Err(e) = msg.double_ack().await {
-                    tracing::warn!(error = %e, "ack not confirmed; the target may see this delivery again");
-                }
-                metrics::histogram!("sluice.transformer.delivery.latency.seconds", "kind" => kind)
-                    .record(age.as_secs_f64());
-                "delivered"
-            }
-            Decision::RetryAfter(d) => {
-                let reason = match &outcome {
-                    Outcome::Retry { reason, .. } => reason.as_str(),
-                    _ => "",
-                };
-                tracing::warn!(%reason, retry_in_ms = d.as_millis() as u64, "delivery failed; will retry");
-                if let Err(e) = msg.ack_with(AckKind::Nak(Some(d))).await {
-                    tracing::warn!(error = %e, "nak failed; redelivery after the ack wait");
-                }
-                "retried"
-            }
-            Decision::DeadLetter { reason, terminal } => {
-                let response = match &outcome {
-                    Outcome::Retry { response, .. } | Outcome::Terminal { response, .. } => {
-                        response.clone()
-                    }
-                    Outcome::Delivered => None,
-                };
-                tracing::error!(%reason, terminal, "dead-lettering the delivery");
-                let subject = subjects::deliver(key);
-                let failure = Failure {
-                    subject: &subject,
-                    msg_id: &delivery_id,
-                    payload: &msg.payload,
-                    headers: msg.headers.as_ref(),
-                    reason: &reason,
-                    attempts: attempt,
-                    terminal,
-                    accepted_at: published,
-                    source_stream: &stream,
-                    source_seq: seq,
-                    last_response: response.as_deref(),
-                };
-                match state.bus.dead_letter_to(&subjects::dlq_target(key), &failure).await {
-                    Ok(()) => {
-                        let _ = msg.double_ack().await;
-                        "dead_lettered"
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot dead-letter; will retry");
-                        let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
-                        "retried"
-                    }
-                }
-            }
+        let decision = retry::decide(&outcome, attempt, age, &target.retry, delay);
+        let subject = subjects::deliver(key);
+        let dlq_subject = subjects::dlq_target(key);
+        let attempted = Attempted {
+            msg: &msg,
+            subject: &subject,
+            dlq_subject: &dlq_subject,
+            id: &delivery_id,
+            attempt,
+            published,
+            stream: &stream,
+            seq,
         };
+        let label = settle(&state.bus, &attempted, &outcome, decision).await;
+        if label == "delivered" {
+            metrics::histogram!("sluice.transformer.delivery.latency.seconds", "kind" => kind)
+                .record(age.as_secs_f64());
+        }
         metrics::counter!("sluice.transformer.deliveries", "kind" => kind, "outcome" => label)
             .increment(1);
         metrics::histogram!("sluice.transformer.attempt.duration.seconds", "kind" => kind)
