@@ -373,8 +373,31 @@ async fn deliver_one(state: &Shared, key: &str, msg: Message) {
     if header(&msg, h::MESSAGE_TYPE).unwrap_or("Notification") != "SubscriptionConfirmation"
         && sub.spec.status != crate::grpc::CONFIRMED
     {
-        // A copy left from before an unsubscribe, for an endpoint that
-        // subscribed again and has not confirmed: it gets nothing yet.
+        // This replica may not have heard of a confirmation yet: the store
+        // decides. Confirmed there: try again once the view catches up.
+        // Not confirmed: a copy left from before an unsubscribe, for an
+        // endpoint that subscribed again and has not confirmed; it gets
+        // nothing yet.
+        let stored = state
+            .store
+            .get_subscription(&sub.spec.topic, &sub.spec.subscription_id)
+            .await;
+        let confirmed = match &stored {
+            Ok(Some(rec)) => v1::Subscription::decode(rec.spec.as_slice())
+                .map(|s| s.status == crate::grpc::CONFIRMED)
+                .unwrap_or(false),
+            Ok(None) => false,
+            Err(_) => true,
+        };
+        if confirmed {
+            if let Err(e) = state.registry.reload(state).await {
+                tracing::warn!(error = %e, "cannot read the subscriptions again; will retry");
+            }
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
+                .await;
+            return;
+        }
         metrics::counter!("sluice.notifier.deliveries", "protocol" => protocol, "outcome" => "unconfirmed")
             .increment(1);
         let _ = msg.double_ack().await;
