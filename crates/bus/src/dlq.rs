@@ -45,6 +45,37 @@ pub struct Failure<'a> {
     pub last_response: Option<&'a str>,
 }
 
+impl<'a> Failure<'a> {
+    /// A delivery its subject refused before any attempt (its backlog is
+    /// full), dead-lettered in place of storing it. `source` names where it
+    /// came from for its stable dead-letter id (with `seq`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn refused(
+        subject: &'a str,
+        msg_id: &'a str,
+        payload: &'a Bytes,
+        headers: &'a HeaderMap,
+        reason: &'a str,
+        accepted_at: OffsetDateTime,
+        source: &'a str,
+        seq: u64,
+    ) -> Self {
+        Self {
+            subject,
+            msg_id,
+            payload,
+            headers: Some(headers),
+            reason,
+            attempts: 0,
+            terminal: false,
+            accepted_at,
+            source_stream: source,
+            source_seq: seq,
+            last_response: None,
+        }
+    }
+}
+
 /// One dead letter as listed.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeadLetter {

@@ -13,6 +13,38 @@ use sluice_bus::Bus;
 use sluice_outbound::retry::{Decision, Outcome};
 use time::OffsetDateTime;
 
+/// What JetStream says of a pulled delivery.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    /// Attempt number, 1-based.
+    pub attempt: u32,
+    /// When it was stored.
+    pub published: OffsetDateTime,
+    /// Its stream.
+    pub stream: String,
+    /// Its sequence there.
+    pub seq: u64,
+}
+
+/// The delivery's JetStream metadata; a message without any is
+/// terminated (it cannot be retried or dead-lettered by sequence) and
+/// `None` returned.
+pub async fn facts(msg: &Message) -> Option<Facts> {
+    match msg.info() {
+        Ok(i) => Some(Facts {
+            attempt: u32::try_from(i.delivered).unwrap_or(u32::MAX),
+            published: i.published,
+            stream: i.stream.to_string(),
+            seq: i.stream_sequence,
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "delivery without JetStream metadata; terminated");
+            let _ = msg.ack_with(AckKind::Term).await;
+            None
+        }
+    }
+}
+
 /// The delivery being settled.
 #[derive(Debug)]
 pub struct Attempted<'a> {

@@ -33,7 +33,7 @@ use sluice_bus::work::{keep_pulling, Pull};
 use sluice_bus::{headers as h, subjects, BusError};
 use sluice_outbound::retry::{self, Outcome};
 use sluice_proto::v1;
-use sluice_runtime::settle::{settle, Attempted};
+use sluice_runtime::settle::{facts, settle, Attempted, Facts};
 use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{field, info_span, Instrument};
@@ -348,18 +348,14 @@ fn header<'m>(msg: &'m Message, name: &str) -> Option<&'m str> {
 
 async fn deliver_one(state: &Shared, key: &str, msg: Message) {
     let started = Instant::now();
-    let (attempt, published, stream, seq) = match msg.info() {
-        Ok(i) => (
-            u32::try_from(i.delivered).unwrap_or(u32::MAX),
-            i.published,
-            i.stream.to_string(),
-            i.stream_sequence,
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "delivery without JetStream metadata; terminated");
-            let _ = msg.ack_with(AckKind::Term).await;
-            return;
-        }
+    let Some(Facts {
+        attempt,
+        published,
+        stream,
+        seq,
+    }) = facts(&msg).await
+    else {
+        return;
     };
     let Some(live) = state.registry.snapshot().delivered.get(key).cloned() else {
         // Removed: removing it discards its deliveries too.

@@ -287,19 +287,9 @@ async fn to_deliveries(
                 state.config.common.queue.target_max_backlog
             );
             let source = format!("full-{key}");
-            let failure = Failure {
-                subject: &subject,
-                msg_id: copy_id,
-                payload: &payload,
-                headers: Some(&headers),
-                reason: &reason,
-                attempts: 0,
-                terminal: false,
-                accepted_at: published,
-                source_stream: &source,
-                source_seq: seq,
-                last_response: None,
-            };
+            let failure = Failure::refused(
+                &subject, copy_id, &payload, &headers, &reason, published, &source, seq,
+            );
             tracing::warn!(%topic, subscription = %sub.spec.subscription_id,
                 "the subscription's backlog is full; dead-lettering its copy");
             match state

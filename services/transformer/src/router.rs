@@ -144,19 +144,9 @@ async fn route(state: &Shared, msg: Message) {
                                 state.config.common.queue.target_max_backlog
                             );
                             let source = format!("full-{key}");
-                            let failure = Failure {
-                                subject: &subject,
-                                msg_id: &id,
-                                payload: &payload,
-                                headers: Some(&headers),
-                                reason: &reason,
-                                attempts: 0,
-                                terminal: false,
-                                accepted_at: published,
-                                source_stream: &source,
-                                source_seq: seq,
-                                last_response: None,
-                            };
+                            let failure = Failure::refused(
+                                &subject, &id, &payload, &headers, &reason, published, &source, seq,
+                            );
                             metrics::counter!("sluice.transformer.deliveries.refused").increment(1);
                             tracing::warn!(target_key = %key, "the target's backlog is full; dead-lettering the delivery");
                             state.bus.dead_letter_to(&subjects::dlq_target(&key), &failure).await

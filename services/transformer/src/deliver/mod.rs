@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::PullConsumer;
-use async_nats::jetstream::message::AckKind;
 use async_nats::jetstream::Message;
 use async_nats::HeaderMap;
 use bytes::Bytes;
@@ -43,7 +42,7 @@ use crate::model::{rule_arn, CompiledTarget, Destination, InputSpec};
 use crate::presence::share;
 use crate::Shared;
 use retry::Outcome;
-use sluice_runtime::settle::{settle, Attempted};
+use sluice_runtime::settle::{facts, settle, Attempted, Facts};
 
 /// Facts about one delivery attempt.
 #[derive(Debug, Clone, Copy)]
@@ -244,18 +243,14 @@ fn header<'m>(msg: &'m Message, name: &str) -> Option<&'m str> {
 
 async fn deliver_one(state: &Shared, key: &str, msg: Message) {
     let started = Instant::now();
-    let (attempt, published, stream, seq) = match msg.info() {
-        Ok(i) => (
-            u32::try_from(i.delivered).unwrap_or(u32::MAX),
-            i.published,
-            i.stream.to_string(),
-            i.stream_sequence,
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "delivery without JetStream metadata; terminated");
-            let _ = msg.ack_with(AckKind::Term).await;
-            return;
-        }
+    let Some(Facts {
+        attempt,
+        published,
+        stream,
+        seq,
+    }) = facts(&msg).await
+    else {
+        return;
     };
     let Some(target) = state.registry.snapshot().target(key).cloned() else {
         // The target was removed; removing it discards its deliveries too.
