@@ -388,12 +388,24 @@ async fn a_topic_target_publishes_to_the_topics_subscribers() {
         )
         .await;
     assert_eq!(code, 201, "{sub}");
+    // A FIFO topic as a target too: the rule's messages join its order as
+    // one group per target.
+    stack.put("/v1/topics/alerts.fifo", &json!({})).await;
+    stack.put("/v1/queues/ordered", &json!({})).await;
+    let (code, _, fifo_sub) = stack
+        .post(
+            "/v1/topics/alerts.fifo/subscriptions",
+            &json!({"protocol": "queue", "endpoint": "ordered"}),
+        )
+        .await;
+    assert_eq!(code, 201, "{fifo_sub}");
     put_rule(
         &stack,
         "default",
         "alerts",
         json!({"event_pattern": {"detail-type": ["Tick"]},
-               "targets": [{"type": "topic", "id": "t", "topic": "alerts", "input": {"constant": true}}]}),
+               "targets": [{"type": "topic", "id": "t", "topic": "alerts", "input": {"constant": true}},
+                           {"type": "topic", "id": "f", "topic": "alerts.fifo"}]}),
     )
     .await;
     let event_id = post_event(&stack, &event("shop", 1)).await;
@@ -421,6 +433,32 @@ async fn a_topic_target_publishes_to_the_topics_subscribers() {
     );
     assert_eq!(m["attributes"]["topic_message_id"], delivery_id);
     assert_eq!(m["attributes"]["subscription"], sub["subscription_id"]);
+
+    let (code, got) = stack
+        .send(
+            reqwest::Method::POST,
+            "/v1/queues/ordered/receive",
+            Some(&json!({"wait_time_seconds": 20})),
+        )
+        .await;
+    assert_eq!(code, 200, "{got}");
+    let m = &got["messages"][0];
+    let n: Value = serde_json::from_str(m["body"].as_str().unwrap())
+        .unwrap_or_else(|e| panic!("{e}: {got}\n{}", stack.logs()));
+    assert_eq!(
+        n["TopicArn"],
+        "arn:sluice:sns:local:000000000000:alerts.fifo"
+    );
+    assert_eq!(
+        n["MessageId"],
+        sluice_model::ids::derive_id(&event_id, "delivery/default/alerts/f")
+    );
+    assert!(n["SequenceNumber"].as_str().is_some(), "{n}");
+    assert_eq!(
+        m["attributes"]["message_group_id"],
+        "bus/default/rule/alerts/target/f"
+    );
+    assert_eq!(m["attributes"]["sequence_number"], n["SequenceNumber"]);
 }
 
 /// The orchestrator's side of the `workflow` target contract.

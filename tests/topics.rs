@@ -160,9 +160,17 @@ async fn a_publish_reaches_subscribers_raw_or_as_sns_notifications_and_is_checke
 
     let r = receive_exactly(&stack, "raw", 1).await;
     assert_eq!(r[0]["body"], "{\"order\": 42}");
+    assert_eq!(
+        r[0]["message_attributes"], attributes,
+        "a raw delivery keeps the attributes beside the body"
+    );
     assert_eq!(r[0]["attributes"]["topic"], "orders");
     assert_eq!(r[0]["attributes"]["topic_message_id"], message_id);
     let w = receive_exactly(&stack, "wrapped", 1).await;
+    assert!(
+        w[0].get("message_attributes").is_none(),
+        "in the envelope instead"
+    );
     let n: Value = serde_json::from_str(w[0]["body"].as_str().unwrap()).unwrap();
     assert_eq!(n["Type"], "Notification");
     assert_eq!(n["MessageId"], message_id);
@@ -420,4 +428,201 @@ async fn filter_policies_pick_each_subscriptions_messages_and_unsubscribing_stop
     stack.put("/v1/topics/shop", &json!({})).await;
     let (_, list) = stack.get("/v1/topics/shop/subscriptions").await;
     assert_eq!(list["subscriptions"], json!([]));
+}
+
+#[tokio::test]
+async fn fifo_topics_keep_each_groups_order_and_drop_duplicates_within_the_window() {
+    let stack = Stack::start_with("fifo", &[], false).await.unwrap();
+    let (code, t) = stack.put("/v1/topics/orders.fifo", &json!({})).await;
+    assert_eq!(code, 201, "{t}");
+    assert_eq!(t["fifo_topic"], true);
+    assert_eq!(t["content_based_deduplication"], false);
+    assert_eq!(t["deduplication_window_seconds"], 300);
+    // The name decides; a request that says otherwise is refused.
+    let (code, p) = stack
+        .put("/v1/topics/plain", &json!({"fifo_topic": true}))
+        .await;
+    assert_eq!(code, 400, "{p}");
+    assert_eq!(p["pointer"], "/fifo_topic");
+    let (code, p) = stack
+        .put(
+            "/v1/topics/plain",
+            &json!({"content_based_deduplication": true}),
+        )
+        .await;
+    assert_eq!(code, 400, "{p}");
+    // Only queues subscribe to a FIFO topic.
+    let (code, _, p) = stack
+        .post(
+            "/v1/topics/orders.fifo/subscriptions",
+            &json!({"protocol": "https", "endpoint": "https://example.com/hook"}),
+        )
+        .await;
+    assert_eq!(code, 400, "{p}");
+    assert_eq!(p["pointer"], "/protocol");
+    subscribe_queue(&stack, "orders.fifo", "ordered", json!({})).await;
+    subscribe_queue(
+        &stack,
+        "orders.fifo",
+        "ordered-raw",
+        json!({"raw_message_delivery": true}),
+    )
+    .await;
+
+    // A group is required, and a de-duplication id without content-based
+    // de-duplication; a standard topic takes neither.
+    for (body, pointer) in [
+        (
+            json!({"message": "m", "message_deduplication_id": "d"}),
+            "/message_group_id",
+        ),
+        (
+            json!({"message": "m", "message_group_id": "g"}),
+            "/message_deduplication_id",
+        ),
+        (
+            json!({"message": "m", "message_group_id": "g", "message_deduplication_id": "d".repeat(129)}),
+            "/message_deduplication_id",
+        ),
+    ] {
+        let (code, _, p) = stack.post("/v1/topics/orders.fifo/messages", &body).await;
+        assert_eq!(code, 422, "{body}: {p}");
+        assert_eq!(p["pointer"], pointer, "{p}");
+    }
+    stack.put("/v1/topics/plain", &json!({})).await;
+    let (code, _, p) = stack
+        .post(
+            "/v1/topics/plain/messages",
+            &json!({"message": "m", "message_group_id": "g"}),
+        )
+        .await;
+    assert_eq!(code, 422, "{p}");
+    assert_eq!(p["pointer"], "/message_group_id");
+
+    // Four groups published at once, each in batches (stored faster than
+    // they are fanned out, so a backlog forms); each batch repeats two of
+    // its messages (a publisher's retry), and a single publish repeats one
+    // more: repeats are acknowledged as duplicates with the original's id
+    // and sequence number.
+    const PER_GROUP: usize = 24;
+    let publishers = (0..4).map(|g| {
+        let stack = &stack;
+        async move {
+            let mut sequence = Vec::new();
+            for b in 0..PER_GROUP / 8 {
+                let entries: Vec<Value> = (0..10)
+                    .map(|e| {
+                        let i = b * 8 + e % 8;
+                        json!({"id": format!("e{e}"), "message": format!("g{g}-{i}"),
+                               "message_group_id": format!("g{g}"),
+                               "message_deduplication_id": format!("g{g}-{i}")})
+                    })
+                    .collect();
+                let (code, _, batch) = stack
+                    .post(
+                        "/v1/topics/orders.fifo/messages/batch",
+                        &json!({"entries": entries}),
+                    )
+                    .await;
+                assert_eq!(code, 200, "{batch}");
+                let results = batch["results"].as_array().unwrap();
+                for (e, r) in results.iter().enumerate() {
+                    assert_eq!(r["duplicate"], e >= 8, "{batch}");
+                    if e >= 8 {
+                        assert_eq!(r["message_id"], results[e - 8]["message_id"]);
+                        assert_eq!(r["sequence_number"], results[e - 8]["sequence_number"]);
+                    } else {
+                        sequence.push(
+                            r["sequence_number"]
+                                .as_str()
+                                .unwrap()
+                                .parse::<u64>()
+                                .unwrap(),
+                        );
+                    }
+                }
+            }
+            let again = json!({"message": format!("g{g}-0"), "message_group_id": format!("g{g}"),
+                               "message_deduplication_id": format!("g{g}-0")});
+            let (code, _, again) = stack.post("/v1/topics/orders.fifo/messages", &again).await;
+            assert_eq!(code, 202, "{again}");
+            assert_eq!(again["duplicate"], true, "{again}");
+            assert_eq!(
+                again["sequence_number"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap(),
+                sequence[0]
+            );
+            assert!(sequence.windows(2).all(|w| w[0] < w[1]), "{sequence:?}");
+        }
+    });
+    futures::future::join_all(publishers).await;
+    // One at a time too.
+    for i in 0..8 {
+        let body = json!({"message": format!("g9-{i}"), "message_group_id": "g9",
+                          "message_deduplication_id": format!("g9-{i}")});
+        let (code, _, p) = stack.post("/v1/topics/orders.fifo/messages", &body).await;
+        assert_eq!((code, p["duplicate"].clone()), (202, json!(false)), "{p}");
+    }
+
+    let total = 4 * PER_GROUP + 8;
+    let wrapped = receive_exactly(&stack, "ordered", total).await;
+    let raw = receive_exactly(&stack, "ordered-raw", total).await;
+    // Each group's messages arrive in the order published, each once.
+    for (queue, got) in [("ordered", &wrapped), ("ordered-raw", &raw)] {
+        let mut last: std::collections::HashMap<String, (usize, u64)> = Default::default();
+        for m in got.iter() {
+            let group = m["attributes"]["message_group_id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let seq: u64 = m["attributes"]["sequence_number"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let text = if queue == "ordered" {
+                let n: Value = serde_json::from_str(m["body"].as_str().unwrap()).unwrap();
+                assert_eq!(n["SequenceNumber"], m["attributes"]["sequence_number"]);
+                n["Message"].as_str().unwrap().to_string()
+            } else {
+                m["body"].as_str().unwrap().to_string()
+            };
+            let (g, i) = text.split_once('-').unwrap();
+            assert_eq!(g, group);
+            let i: usize = i.parse().unwrap();
+            if let Some((before, before_seq)) = last.get(&group) {
+                assert_eq!(
+                    i,
+                    before + 1,
+                    "{queue}: {group} out of order or repeated: {text} after {before}"
+                );
+                assert!(seq > *before_seq);
+            } else {
+                assert_eq!(i, 0, "{queue}: {group} starts with {text}");
+            }
+            last.insert(group, (i, seq));
+        }
+        assert_eq!(last.len(), 5, "{queue}: every group");
+    }
+
+    // Content-based de-duplication: the same message text is a duplicate.
+    let (code, _) = stack
+        .put(
+            "/v1/topics/orders.fifo",
+            &json!({"content_based_deduplication": true}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let body = json!({"message": "same", "message_group_id": "g"});
+    let (_, _, a) = stack.post("/v1/topics/orders.fifo/messages", &body).await;
+    let (_, _, b) = stack.post("/v1/topics/orders.fifo/messages", &body).await;
+    assert_eq!(
+        (a["duplicate"].clone(), b["duplicate"].clone()),
+        (json!(false), json!(true)),
+        "{a} {b}"
+    );
+    receive_exactly(&stack, "ordered-raw", 1).await;
 }

@@ -58,3 +58,12 @@ pub const MESSAGE_ID: &str = "Sluice-Message-Id";
 pub const MESSAGE_TYPE: &str = "Sluice-Message-Type";
 /// The subject line of a topic message (emails use it).
 pub const MESSAGE_SUBJECT: &str = "Sluice-Message-Subject";
+/// A FIFO topic message's group.
+pub const MESSAGE_GROUP_ID: &str = "Sluice-Message-Group-Id";
+/// A FIFO topic message's de-duplication id.
+pub const DEDUPLICATION_ID: &str = "Sluice-Deduplication-Id";
+/// A FIFO topic message's sequence number (its place in the FIFO stream).
+pub const SEQUENCE_NUMBER: &str = "Sluice-Sequence-Number";
+/// A raw queue delivery's SNS message attributes, as compact JSON
+/// (`{"name": {"Type": ..., "Value": ...}}`).
+pub const MESSAGE_ATTRIBUTES: &str = "Sluice-Message-Attributes";

@@ -143,7 +143,7 @@ impl Bus {
     }
 
     /// Declares (creates or updates) the shared streams: ingest, dead
-    /// letters, the bus, deliveries and topic messages.
+    /// letters, the bus, deliveries and topic messages (standard and FIFO).
     pub async fn declare_streams(
         &self,
         queue: &QueueConfig,
@@ -155,6 +155,7 @@ impl Bus {
             streams::bus_stream(&self.names, queue, replicas),
             streams::deliveries_stream(&self.names, queue, replicas),
             streams::notify_stream(&self.names, queue, replicas),
+            streams::notify_fifo_stream(&self.names, queue, replicas),
         ] {
             let name = config.name.clone();
             self.js

@@ -166,6 +166,14 @@ impl Names {
     pub fn notify(&self) -> String {
         format!("{}NOTIFY", self.prefix)
     }
+    /// Messages published to FIFO topics, waiting for the notifier.
+    pub fn notify_fifo(&self) -> String {
+        format!("{}NOTIFY_FIFO", self.prefix)
+    }
+    /// The notifier's durable consumer of one FIFO partition.
+    pub fn fanout_fifo(&self, partition: u32) -> String {
+        format!("{}notifier_fifo_{partition}", self.prefix)
+    }
     /// The transformer's durable consumer on the bus (the router).
     pub fn router(&self) -> String {
         format!("{}transformer", self.prefix)
@@ -338,6 +346,50 @@ pub fn notify_stream(names: &Names, q: &QueueConfig, replicas: usize) -> Config 
             replicas,
             "sluice topic messages",
         )
+    }
+}
+
+/// How long a FIFO topic remembers a message's de-duplication id: SNS's
+/// five minutes.
+pub const FIFO_DEDUPE_WINDOW: Duration = Duration::from_secs(300);
+
+/// FIFO topic messages (`fifo.<partition>.<topic>`), a work queue for the
+/// notifier whose `Nats-Msg-Id` is the message's de-duplication id, kept
+/// for [`FIFO_DEDUPE_WINDOW`]. Full → refuse new (the publisher retries).
+pub fn notify_fifo_stream(names: &Names, q: &QueueConfig, replicas: usize) -> Config {
+    Config {
+        retention: RetentionPolicy::WorkQueue,
+        discard: DiscardPolicy::New,
+        max_age: q.retention,
+        duplicate_window: FIFO_DEDUPE_WINDOW.min(q.retention),
+        ..stream(
+            names.notify_fifo(),
+            crate::subjects::FIFO_ALL,
+            names,
+            q,
+            replicas,
+            "sluice FIFO topic messages",
+        )
+    }
+}
+
+/// The notifier's consumer of one FIFO partition: one message at a time
+/// (`max_ack_pending` 1, whatever the number of replicas), so the messages
+/// of a group are fanned out in the order they were stored, and one that
+/// cannot be holds back only its own partition.
+pub fn fanout_fifo_consumer(names: &Names, partition: u32, ack_wait: Duration) -> pull::Config {
+    pull::Config {
+        durable_name: Some(names.fanout_fifo(partition)),
+        description: Some(format!(
+            "sluice notifier: fans out FIFO topic messages of partition {partition}, in order"
+        )),
+        deliver_policy: DeliverPolicy::All,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait,
+        max_deliver: -1,
+        max_ack_pending: 1,
+        filter_subject: names.subject(&crate::subjects::fifo_of_partition(partition)),
+        ..Default::default()
     }
 }
 

@@ -81,9 +81,42 @@ pub fn dlq_queue(name: &str) -> String {
 }
 /// Everything published to topics.
 pub const NOTIFY_ALL: &str = "notify.>";
-/// Messages published to topic `topic`.
+/// Messages published to topic `topic`. A FIFO topic's `.fifo` suffix
+/// stays a token of its own, so `a.fifo` and `a_fifo` never share a subject.
 pub fn notify(topic: &str) -> String {
-    format!("notify.{}", token(topic))
+    match topic.strip_suffix(sluice_model::names::FIFO_SUFFIX) {
+        Some(base) => format!("notify.{}.fifo", token(base)),
+        None => format!("notify.{}", token(topic)),
+    }
+}
+/// The topic of a `notify.<topic>` subject.
+pub fn notify_topic(subject: &str) -> Option<&str> {
+    subject.strip_prefix("notify.")
+}
+/// Everything published to FIFO topics, in order.
+pub const FIFO_ALL: &str = "fifo.>";
+/// Partitions of FIFO topic messages: each is fanned out one message at a
+/// time, in order; the message groups of all FIFO topics are spread over
+/// them. Fixed: changing it would reorder messages already waiting.
+pub const FIFO_PARTITIONS: u32 = 16;
+/// The partition of message group `group` of FIFO topic `topic`.
+pub fn fifo_partition(topic: &str, group: &str) -> u32 {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::new()
+        .chain_update(topic.as_bytes())
+        .chain_update([0])
+        .chain_update(group.as_bytes())
+        .finalize();
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % FIFO_PARTITIONS
+}
+/// The messages of partition `partition`, of every FIFO topic.
+pub fn fifo_of_partition(partition: u32) -> String {
+    format!("fifo.{partition}.>")
+}
+/// A message of FIFO topic `topic` in group `group`:
+/// `fifo.<partition>.<topic>` (the topic's name is in a header too).
+pub fn fifo(topic: &str, group: &str) -> String {
+    format!("fifo.{}.{}", fifo_partition(topic, group), token(topic))
 }
 /// Notice that the rules of a bus changed (payload: the bus name).
 pub const CONTROL_RULES: &str = "control.rules";
@@ -139,6 +172,25 @@ mod tests {
         assert_ne!(k, target_key("other", "orders", "t1"));
         assert_eq!(deliver(&k).split('.').count(), 2);
         assert_eq!(dlq_target(&k).split('.').count(), 3);
+    }
+
+    #[test]
+    fn fifo_topics_keep_their_suffix_and_groups_their_partition() {
+        assert_eq!(notify("a.fifo"), "notify.a.fifo");
+        assert_eq!(notify("a_fifo"), "notify.a_fifo");
+        assert_eq!(notify_topic("notify.a.fifo"), Some("a.fifo"));
+        let p = fifo_partition("t.fifo", "g1");
+        assert_eq!(p, fifo_partition("t.fifo", "g1"));
+        assert!(p < FIFO_PARTITIONS);
+        assert!(fifo("t.fifo", "g1").starts_with(&format!("fifo.{p}.")));
+        let spread: std::collections::HashSet<u32> = (0..200)
+            .map(|g| fifo_partition("t.fifo", &format!("g{g}")))
+            .collect();
+        assert_eq!(
+            spread.len(),
+            FIFO_PARTITIONS as usize,
+            "groups use every partition"
+        );
     }
 
     #[test]

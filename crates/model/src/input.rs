@@ -235,3 +235,68 @@ pub mod int {
         }
     }
 }
+
+/// Object fields that take only a JSON object (or `null`), as the OpenAPI
+/// document says: serde's derived structs also take an array of their
+/// fields in order, which no client means. Errors inside keep their path.
+/// Use with `#[serde(default, deserialize_with = "...")]`.
+pub mod object {
+    use std::marker::PhantomData;
+
+    use serde::de::{MapAccess, Visitor};
+    use serde::{Deserialize, Deserializer};
+
+    struct Only<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Only<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+
+    /// An optional object (absent or `null` is `None`).
+    pub fn optional<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        d.deserialize_option(Only(PhantomData))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[derive(Debug, serde::Deserialize)]
+        struct Inner {
+            a: u32,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        struct Outer {
+            #[serde(default, deserialize_with = "super::optional")]
+            inner: Option<Inner>,
+        }
+
+        #[test]
+        fn only_objects_are_objects() {
+            let o: Outer = serde_json::from_str(r#"{"inner": {"a": 1}}"#).unwrap();
+            assert_eq!(o.inner.unwrap().a, 1);
+            let o: Outer = serde_json::from_str(r#"{"inner": null}"#).unwrap();
+            assert!(o.inner.is_none());
+            let o: Outer = serde_json::from_str("{}").unwrap();
+            assert!(o.inner.is_none());
+            assert!(serde_json::from_str::<Outer>(r#"{"inner": [1]}"#).is_err());
+            let e = serde_json::from_str::<Outer>(r#"{"inner": {"a": "x"}}"#).unwrap_err();
+            assert!(e.to_string().contains("expected u32"), "{e}");
+        }
+    }
+}

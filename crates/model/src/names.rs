@@ -42,9 +42,22 @@ pub fn check_queue(name: &str) -> Result<(), String> {
     check("a queue name", name, 80, &['-', '_'])
 }
 
-/// A topic name: 1–256 of `A-Z a-z 0-9 - _` (SNS's).
+/// The suffix of a FIFO topic's name, as SNS requires it.
+pub const FIFO_SUFFIX: &str = ".fifo";
+
+/// A topic name: 1–256 of `A-Z a-z 0-9 - _`, a FIFO topic's ending in
+/// `.fifo` (SNS's).
 pub fn check_topic(name: &str) -> Result<(), String> {
-    check("a topic name", name, 256, &['-', '_'])
+    if name.len() > 256 {
+        return Err("a topic name must be 1 to 256 characters long".into());
+    }
+    let base = name.strip_suffix(FIFO_SUFFIX).unwrap_or(name);
+    check("a topic name", base, 256, &['-', '_'])
+}
+
+/// Whether `topic` names a FIFO topic (its name ends in `.fifo`).
+pub fn is_fifo_topic(topic: &str) -> bool {
+    topic.ends_with(FIFO_SUFFIX)
 }
 
 /// A batch entry's id: 1–80 of `A-Z a-z 0-9 - _` (SNS's).
@@ -69,6 +82,14 @@ mod tests {
         assert!(check_rule(&"r".repeat(65)).is_err());
         assert!(check_queue("jobs.x").is_err(), "no dots in queue names");
         assert!(check_topic("").is_err());
+        assert!(check_topic("orders.fifo").is_ok() && is_fifo_topic("orders.fifo"));
+        assert!(
+            check_topic(".fifo").is_err(),
+            "a FIFO topic needs a name too"
+        );
+        assert!(check_topic("a.b").is_err() && check_topic("a.fifo.fifo").is_err());
+        assert!(check_topic(&format!("{}.fifo", "t".repeat(251))).is_ok());
+        assert!(check_topic(&format!("{}.fifo", "t".repeat(252))).is_err());
         assert!(check_target_id("t 1").unwrap_err().contains("' '"));
     }
 }

@@ -87,10 +87,12 @@ impl Default for Registry {
     }
 }
 
-fn fingerprint(bytes: &[u8]) -> u64 {
+/// Changes when a subscription or its topic's delivery policy does.
+fn fingerprint(spec: &[u8], topic_policy: &[u8]) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
+    spec.hash(&mut h);
+    topic_policy.hash(&mut h);
     h.finish()
 }
 
@@ -110,6 +112,17 @@ impl Registry {
     pub async fn reload(&self, state: &crate::State) -> Result<(), sluice_store::StoreError> {
         let _one = self.reloading.lock().await;
         let records = state.store.all_subscriptions().await?;
+        // Each topic's delivery policy: the defaults of its subscriptions.
+        let topic_policies: HashMap<String, v1::DeliveryPolicy> = state
+            .store
+            .topics()
+            .await?
+            .into_iter()
+            .filter_map(|rec| {
+                let t = v1::Topic::decode(rec.spec.as_slice()).ok()?;
+                Some((rec.name, t.delivery_policy?))
+            })
+            .collect();
         let mut subs = Subscriptions::default();
         for rec in records {
             let spec = match v1::Subscription::decode(rec.spec.as_slice()) {
@@ -123,11 +136,12 @@ impl Registry {
                 }
             };
             let key = subjects::subscription_key(&rec.topic, &rec.id);
+            let topic_policy = topic_policies.get(&rec.topic).copied().unwrap_or_default();
             let live = match Compiled::new(spec) {
                 Ok(sub) => Arc::new(Live {
                     key: key.clone(),
-                    sub,
-                    fingerprint: fingerprint(&rec.spec),
+                    sub: sub.with_topic_policy(topic_policy),
+                    fingerprint: fingerprint(&rec.spec, &topic_policy.encode_to_vec()),
                 }),
                 Err(e) => {
                     tracing::error!(topic = %rec.topic, subscription = %rec.id, error = %e,

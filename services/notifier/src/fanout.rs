@@ -63,6 +63,43 @@ pub async fn run(state: Shared, shutdown: CancellationToken) {
         what: "topic messages",
     };
     let slots = Arc::new(Semaphore::new(CONCURRENCY));
+    let partitions = futures::future::join_all(
+        (0..subjects::FIFO_PARTITIONS).map(|p| run_fifo(state.clone(), p, shutdown.clone())),
+    );
+    let standard = keep_pulling(declare, pull, slots, None, &shutdown, |msg, permit| {
+        let state = state.clone();
+        state.tracker.clone().spawn(async move {
+            fan_out(&state, msg).await;
+            drop(permit);
+        });
+    });
+    tokio::join!(standard, partitions);
+}
+
+/// Fans out one FIFO partition: one message at a time, in the order stored
+/// (its consumer lets one be pending across every replica), so a message
+/// group's copies reach each queue in order. A message that cannot be
+/// copied holds back its partition until it can.
+async fn run_fifo(state: Shared, partition: u32, shutdown: CancellationToken) {
+    let declare = || {
+        let state = state.clone();
+        async move {
+            let names = state.bus.names();
+            state
+                .bus
+                .declare_consumer(
+                    sluice_bus::streams::fanout_fifo_consumer(names, partition, ACK_WAIT),
+                    names.notify_fifo(),
+                    "the notifier's FIFO consumer",
+                )
+                .await
+        }
+    };
+    let pull = Pull {
+        batch: 1,
+        what: "FIFO topic messages",
+    };
+    let slots = Arc::new(Semaphore::new(1));
     keep_pulling(declare, pull, slots, None, &shutdown, |msg, permit| {
         let state = state.clone();
         state.tracker.clone().spawn(async move {
@@ -80,6 +117,7 @@ pub fn envelope(
     message: &TopicMessage,
     published: time::OffsetDateTime,
     unsubscribe_url: Option<&str>,
+    sequence_number: Option<&str>,
 ) -> String {
     let mut n = json!({
         "Type": "Notification",
@@ -88,6 +126,9 @@ pub fn envelope(
         "Message": message.message,
         "Timestamp": sns_timestamp(published),
     });
+    if let Some(seq) = sequence_number {
+        n["SequenceNumber"] = Value::String(seq.to_string());
+    }
     if let Some(subject) = &message.subject {
         n["Subject"] = Value::String(subject.clone());
     }
@@ -115,12 +156,58 @@ pub fn sns_timestamp(t: time::OffsetDateTime) -> String {
     )
 }
 
+fn header<'m>(msg: &'m Message, name: &str) -> Option<&'m str> {
+    msg.headers
+        .as_ref()
+        .and_then(|h| h.get(name))
+        .map(|v| v.as_str())
+}
+
+/// What a topic message is: its topic, and for a FIFO topic's its group.
+enum Kind<'m> {
+    Standard(&'m str),
+    Fifo {
+        topic: String,
+        group: String,
+    },
+    /// A rule's `topic` target publishing to a FIFO topic: its messages
+    /// join the topic's order as one group per target.
+    ToFifo(&'m str),
+}
+
+fn kind_of<'m>(msg: &'m Message, subject: &'m str) -> Option<Kind<'m>> {
+    if let Some(topic) = subjects::notify_topic(subject) {
+        return Some(if sluice_model::names::is_fifo_topic(topic) {
+            Kind::ToFifo(topic)
+        } else {
+            Kind::Standard(topic)
+        });
+    }
+    if subject.starts_with("fifo.") {
+        return Some(Kind::Fifo {
+            topic: header(msg, sluice_bus::headers::TOPIC)?.to_string(),
+            group: header(msg, sluice_bus::headers::MESSAGE_GROUP_ID)?.to_string(),
+        });
+    }
+    None
+}
+
 async fn fan_out(state: &Shared, msg: Message) {
     let subject = state.bus.names().unprefix(&msg.subject).to_string();
-    let Some(topic) = subject.strip_prefix("notify.") else {
-        let _ = msg.ack_with(AckKind::Term).await;
-        return;
+    let (topic, group) = match kind_of(&msg, &subject) {
+        Some(Kind::Standard(topic)) => (topic.to_string(), None),
+        Some(Kind::Fifo { topic, group }) => (topic, Some(group)),
+        Some(Kind::ToFifo(topic)) => {
+            let topic = topic.to_string();
+            return into_fifo(state, &topic, msg).await;
+        }
+        None => {
+            tracing::warn!(%subject, "not a topic message; dropped");
+            let _ = msg.ack_with(AckKind::Term).await;
+            return;
+        }
     };
+    let topic = topic.as_str();
     let (published, seq) = match msg.info() {
         Ok(i) => (i.published, i.stream_sequence),
         Err(e) => {
@@ -129,11 +216,10 @@ async fn fan_out(state: &Shared, msg: Message) {
             return;
         }
     };
-    let message_id = msg
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
-        .map(|v| v.as_str().to_string())
+    // A FIFO message's sequence number: its place in the FIFO stream.
+    let sequence_number = group.as_ref().map(|_| seq.to_string());
+    let message_id = header(&msg, async_nats::header::NATS_MESSAGE_ID.as_ref())
+        .map(str::to_string)
         .unwrap_or_else(|| format!("notify-{seq}"));
     let message: TopicMessage = match serde_json::from_slice(&msg.payload) {
         Ok(m) => m,
@@ -163,6 +249,7 @@ async fn fan_out(state: &Shared, msg: Message) {
     // a message to many subscriptions would wait for all of them in turn.
     let copy = |live: Arc<crate::deliver::Live>| {
         let (topic_arn, message_id, message) = (&topic_arn, &message_id, &message);
+        let (group, sequence_number) = (group.as_deref(), sequence_number.as_deref());
         async move {
             let sub = &live.sub;
             let protocol = sub.spec.protocol.as_str();
@@ -177,6 +264,7 @@ async fn fan_out(state: &Shared, msg: Message) {
                     message,
                     published,
                     unsubscribe.as_deref(),
+                    sequence_number,
                 )
             };
             let copy_id = format!("{message_id}:{}", sub.spec.subscription_id);
@@ -189,6 +277,19 @@ async fn fan_out(state: &Shared, msg: Message) {
             headers.insert(sluice_bus::headers::MESSAGE_ID, message_id.as_str());
             // The delivery's id, kept through retries and redrives (webhook-id).
             headers.insert(sluice_bus::headers::DELIVERY_ID, copy_id.as_str());
+            if let (Some(group), Some(seq)) = (group, sequence_number) {
+                headers.insert(sluice_bus::headers::MESSAGE_GROUP_ID, group);
+                headers.insert(sluice_bus::headers::SEQUENCE_NUMBER, seq);
+            }
+            // A raw delivery loses the envelope's MessageAttributes: a
+            // queue keeps them beside the body, as SQS message attributes.
+            if protocol == "queue"
+                && sub.spec.raw_message_delivery
+                && !message.message_attributes.is_empty()
+            {
+                let attrs = Value::Object(message.message_attributes.clone()).to_string();
+                headers.insert(sluice_bus::headers::MESSAGE_ATTRIBUTES, attrs.as_str());
+            }
             let outcome = if protocol == "queue" {
                 to_queue(state, topic, sub, &copy_id, body, headers).await
             } else {
@@ -216,6 +317,58 @@ async fn fan_out(state: &Shared, msg: Message) {
             tracing::warn!(error = %e, "ack not confirmed; the message may be fanned out again (copies are de-duplicated)");
         }
         metrics::counter!("sluice.notifier.fanout", "outcome" => "done").increment(1);
+    }
+}
+
+/// A rule's message to a FIFO topic, moved into the topic's order: one
+/// group per rule target (the message's origin), its id (the delivery id,
+/// the same on every retry) as its de-duplication id.
+async fn into_fifo(state: &Shared, topic: &str, msg: Message) {
+    // Stable through redeliveries: its id, or its place in NOTIFY.
+    let seq = msg.info().map(|i| i.stream_sequence).unwrap_or_default();
+    let message_id = header(&msg, async_nats::header::NATS_MESSAGE_ID.as_ref())
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("notify-{seq}"));
+    let origin = serde_json::from_slice::<TopicMessage>(&msg.payload)
+        .ok()
+        .and_then(|m| m.origin)
+        .unwrap_or_else(|| "default".into());
+    // Group ids are at most 128 characters; a long origin keeps its hash.
+    let group = if origin.len() <= crate::grpc::MAX_FIFO_ID
+        && origin.bytes().all(|b| b.is_ascii_graphic())
+    {
+        origin
+    } else {
+        sluice_model::ids::derive_id(&origin, "fifo-group")
+    };
+    if !state.registry.snapshot().by_topic.contains_key(topic) {
+        // No subscription (or no such topic): nothing to deliver, as for
+        // any topic message.
+        let _ = msg.double_ack().await;
+        return;
+    }
+    let mut headers = msg.headers.clone().unwrap_or_default();
+    headers.insert(sluice_bus::headers::TOPIC, topic);
+    headers.insert(sluice_bus::headers::MESSAGE_GROUP_ID, group.as_str());
+    headers.insert(sluice_bus::headers::DEDUPLICATION_ID, message_id.as_str());
+    match state
+        .bus
+        .publish_raw(
+            &subjects::fifo(topic, &group),
+            &message_id,
+            msg.payload.clone(),
+            headers,
+        )
+        .await
+    {
+        Ok(_) => {
+            let _ = msg.double_ack().await;
+            metrics::counter!("sluice.notifier.fanout", "outcome" => "to_fifo").increment(1);
+        }
+        Err(e) => {
+            tracing::warn!(%topic, error = %e, "cannot move a rule's message into the FIFO topic; will retry");
+            let _ = msg.ack_with(AckKind::Nak(Some(RETRY))).await;
+        }
     }
 }
 
@@ -334,7 +487,7 @@ mod tests {
         };
         let at =
             time::OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
-        let e: Value = serde_json::from_str(&envelope("arn:t", "m-1", &m, at, None)).unwrap();
+        let e: Value = serde_json::from_str(&envelope("arn:t", "m-1", &m, at, None, None)).unwrap();
         assert_eq!(
             e,
             json!({"Type": "Notification", "MessageId": "m-1", "TopicArn": "arn:t",
@@ -347,8 +500,13 @@ mod tests {
             ..m
         };
         let e: Value =
-            serde_json::from_str(&envelope("arn:t", "m-1", &bare, at, Some("http://u"))).unwrap();
+            serde_json::from_str(&envelope("arn:t", "m-1", &bare, at, Some("http://u"), None))
+                .unwrap();
         assert!(e.get("Subject").is_none() && e.get("MessageAttributes").is_none());
+        assert!(e.get("SequenceNumber").is_none());
         assert_eq!(e["UnsubscribeURL"], "http://u");
+        let e: Value =
+            serde_json::from_str(&envelope("arn:t", "m-1", &bare, at, None, Some("42"))).unwrap();
+        assert_eq!(e["SequenceNumber"], "42", "FIFO notifications carry it");
     }
 }

@@ -118,11 +118,128 @@ pub fn check_topic(t: &v1::Topic) -> Result<v1::Topic, Violation> {
             "must not hold control characters",
         ));
     }
+    let fifo = sluice_model::names::is_fifo_topic(&t.name);
+    if t.fifo_topic != fifo {
+        return Err(Violation::new(
+            "/fifo_topic",
+            if fifo {
+                "a topic whose name ends in .fifo is a FIFO topic"
+            } else {
+                "a FIFO topic's name must end in .fifo"
+            },
+        ));
+    }
+    if t.content_based_deduplication && !fifo {
+        return Err(Violation::new(
+            "/content_based_deduplication",
+            "is only for FIFO topics",
+        ));
+    }
+    if let Some(p) = &t.delivery_policy {
+        crate::subscriptions::check_delivery_policy(p)?;
+    }
     Ok(v1::Topic {
         name: t.name.clone(),
         display_name: t.display_name.clone(),
         created_at: String::new(),
+        fifo_topic: fifo,
+        content_based_deduplication: t.content_based_deduplication,
+        deduplication_window_seconds: if fifo {
+            sluice_bus::streams::FIFO_DEDUPE_WINDOW.as_secs() as u32
+        } else {
+            0
+        },
+        delivery_policy: t.delivery_policy,
     })
+}
+
+/// Longest message group or de-duplication id (SNS's).
+pub const MAX_FIFO_ID: usize = 128;
+
+/// SNS's message group and de-duplication ids: 1 to 128 letters, digits
+/// and ASCII punctuation.
+fn check_fifo_id(pointer: &str, id: &str) -> Result<(), Violation> {
+    if id.is_empty() || id.len() > MAX_FIFO_ID {
+        return Err(Violation::new(
+            pointer,
+            format!("must be 1 to {MAX_FIFO_ID} characters"),
+        ));
+    }
+    if !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Violation::new(
+            pointer,
+            "may hold only letters, digits and ASCII punctuation",
+        ));
+    }
+    Ok(())
+}
+
+/// Where a publish goes: a standard topic's subject with a fresh message
+/// id, or, for a FIFO topic, its group's partition with an id derived from
+/// the de-duplication id (so a repeat within the window is the same
+/// message to JetStream).
+#[derive(Debug, PartialEq, Eq)]
+struct Route {
+    subject: String,
+    message_id: String,
+    group: Option<String>,
+    dedupe: Option<String>,
+}
+
+fn route(t: &v1::Topic, entry: &v1::PublishEntry) -> Result<Route, Violation> {
+    if !t.fifo_topic {
+        for (pointer, v) in [
+            ("/message_group_id", &entry.message_group_id),
+            ("/message_deduplication_id", &entry.message_deduplication_id),
+        ] {
+            if v.is_some() {
+                return Err(Violation::new(pointer, "is only for FIFO topics"));
+            }
+        }
+        return Ok(Route {
+            subject: sluice_bus::subjects::notify(&t.name),
+            message_id: sluice_model::ids::new_id(),
+            group: None,
+            dedupe: None,
+        });
+    }
+    let group = entry
+        .message_group_id
+        .as_deref()
+        .ok_or_else(|| Violation::new("/message_group_id", "is required by a FIFO topic"))?;
+    check_fifo_id("/message_group_id", group)?;
+    let dedupe = match &entry.message_deduplication_id {
+        Some(d) => {
+            check_fifo_id("/message_deduplication_id", d)?;
+            d.clone()
+        }
+        None if t.content_based_deduplication => {
+            use sha2::Digest as _;
+            hex_of(&sha2::Sha256::digest(entry.message.as_bytes()))
+        }
+        None => {
+            return Err(Violation::new(
+                "/message_deduplication_id",
+                "is required: the topic has no content-based de-duplication",
+            ))
+        }
+    };
+    // The topic's creation time makes a topic deleted and made again a
+    // new scope for de-duplication.
+    let message_id = sluice_model::ids::derive_id(
+        &format!("{}\0{}\0{dedupe}", t.name, t.created_at),
+        "fifo-message",
+    );
+    Ok(Route {
+        subject: sluice_bus::subjects::fifo(&t.name, group),
+        message_id,
+        group: Some(group.to_string()),
+        dedupe: Some(dedupe),
+    })
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn violation(e: FieldError) -> Violation {
@@ -271,22 +388,28 @@ impl TopicsApi {
         Ok(())
     }
 
-    async fn exists(&self, name: &str) -> AdminResult<bool> {
+    /// The topic named `name`, or NOT_FOUND.
+    async fn topic(&self, name: &str) -> AdminResult<v1::Topic> {
+        let not_found = || AdminError::NotFound(format!("no topic named {name:?}"));
         if sluice_model::names::check_topic(name).is_err() {
-            return Ok(false);
+            return Err(not_found());
         }
-        Ok(self.state.store.topic(name).await?.is_some())
+        match self.state.store.topic(name).await? {
+            Some(rec) => Self::read(&rec),
+            None => Err(not_found()),
+        }
     }
 
-    /// Checks one entry and stores it in JetStream; returns its message id.
+    /// Checks one entry and stores it in JetStream.
     async fn publish_one(
         &self,
-        topic_name: &str,
+        t: &v1::Topic,
         entry: &v1::PublishEntry,
         origin: &str,
-    ) -> AdminResult<String> {
+    ) -> AdminResult<v1::PublishResponse> {
         let p = publish_of(entry);
         topic::check_publish(&p).map_err(violation)?;
+        let route = route(t, entry)?;
         let message = TopicMessage {
             message: p.message,
             subject: p.subject,
@@ -299,19 +422,19 @@ impl TopicsApi {
         };
         let body = serde_json::to_vec(&message)
             .map_err(|e| AdminError::Internal(format!("encoding a topic message: {e}")))?;
-        let message_id = sluice_model::ids::new_id();
-        match self
+        let mut headers = async_nats::HeaderMap::new();
+        if let (Some(group), Some(dedupe)) = (&route.group, &route.dedupe) {
+            headers.insert(sluice_bus::headers::TOPIC, t.name.as_str());
+            headers.insert(sluice_bus::headers::MESSAGE_GROUP_ID, group.as_str());
+            headers.insert(sluice_bus::headers::DEDUPLICATION_ID, dedupe.as_str());
+        }
+        let ack = match self
             .state
             .bus
-            .publish(
-                &sluice_bus::subjects::notify(topic_name),
-                &message_id,
-                body.into(),
-                async_nats::HeaderMap::new(),
-            )
+            .publish(&route.subject, &route.message_id, body.into(), headers)
             .await
         {
-            Ok(_) => {}
+            Ok(ack) => ack,
             // Within SNS's limits, but too large once encoded (JSON escapes
             // control characters six bytes each): the same message would
             // fail again, so it is the caller's to change.
@@ -322,9 +445,21 @@ impl TopicsApi {
                 )))
             }
             Err(e) => return Err(e.into()),
-        }
-        metrics::counter!("sluice.notifier.published").increment(1);
-        Ok(message_id)
+        };
+        let fifo = t.fifo_topic;
+        metrics::counter!("sluice.notifier.published",
+            "kind" => if fifo { "fifo" } else { "standard" },
+            "outcome" => if ack.duplicate { "duplicate" } else { "stored" })
+        .increment(1);
+        Ok(v1::PublishResponse {
+            message_id: route.message_id,
+            sequence_number: if fifo {
+                ack.sequence.to_string()
+            } else {
+                String::new()
+            },
+            duplicate: ack.duplicate,
+        })
     }
 }
 
@@ -359,6 +494,8 @@ impl Topics for TopicsApi {
             .put_topic(&checked.name, checked.encode_to_vec())
             .await
             .map_err(AdminError::from)?;
+        // Its delivery policy is the default of its subscriptions' workers.
+        crate::deliver::announce(&self.state, &checked.name, "").await;
         Ok(Response::new(v1::PutTopicResponse {
             topic: Some(Self::read(&rec)?),
             created,
@@ -440,8 +577,13 @@ impl Topics for TopicsApi {
             email: self.state.mailer.is_some(),
         };
         crate::subscriptions::check(&sub, checks).map_err(AdminError::from)?;
-        if !self.exists(&sub.topic).await? {
-            return Err(AdminError::NotFound(format!("no topic named {:?}", sub.topic)).into());
+        let t = self.topic(&sub.topic).await?;
+        if t.fifo_topic && sub.protocol != "queue" {
+            return Err(AdminError::Invalid(Violation::new(
+                "/protocol",
+                "a FIFO topic delivers only to queue subscriptions (as SNS FIFO topics deliver only to SQS queues)",
+            ))
+            .into());
         }
         if sub.protocol == "queue"
             && self
@@ -557,9 +699,7 @@ impl Topics for TopicsApi {
         request: Request<v1::ListSubscriptionsRequest>,
     ) -> Result<Response<v1::ListSubscriptionsResponse>, Status> {
         let topic = request.into_inner().topic;
-        if !self.exists(&topic).await? {
-            return Err(AdminError::NotFound(format!("no topic named {topic:?}")).into());
-        }
+        self.topic(&topic).await?;
         let subscriptions = self
             .state
             .store
@@ -664,11 +804,10 @@ impl Topics for TopicsApi {
         let entry = req
             .entry
             .ok_or_else(|| AdminError::Invalid(Violation::new("", "an entry is required")))?;
-        if !self.exists(&req.topic).await? {
-            return Err(AdminError::NotFound(format!("no topic named {:?}", req.topic)).into());
-        }
-        let message_id = self.publish_one(&req.topic, &entry, &req.origin).await?;
-        Ok(Response::new(v1::PublishResponse { message_id }))
+        let t = self.topic(&req.topic).await?;
+        Ok(Response::new(
+            self.publish_one(&t, &entry, &req.origin).await?,
+        ))
     }
 
     async fn publish_batch(
@@ -715,33 +854,41 @@ impl Topics for TopicsApi {
             ))
             .into());
         }
-        if !self.exists(&req.topic).await? {
-            return Err(AdminError::NotFound(format!("no topic named {:?}", req.topic)).into());
-        }
-        let results = futures_results(self, &req).await;
+        let t = self.topic(&req.topic).await?;
+        let results = futures_results(self, &t, &req).await;
         Ok(Response::new(v1::PublishBatchResponse { results }))
     }
 }
 
-/// Publishes every entry (concurrently); each succeeds or fails on its own.
+/// Publishes every entry (concurrently; a FIFO topic's one after the
+/// other, in the batch's order); each succeeds or fails on its own.
 async fn futures_results(
     api: &TopicsApi,
+    t: &v1::Topic,
     req: &v1::PublishBatchRequest,
 ) -> Vec<v1::PublishBatchResultEntry> {
     let mut out = Vec::with_capacity(req.entries.len());
-    let published = futures::future::join_all(
-        req.entries
-            .iter()
-            .map(|e| api.publish_one(&req.topic, e, &req.origin)),
-    )
-    .await;
+    let published = if t.fifo_topic {
+        let mut done = Vec::with_capacity(req.entries.len());
+        for e in &req.entries {
+            done.push(api.publish_one(t, e, &req.origin).await);
+        }
+        done
+    } else {
+        futures::future::join_all(
+            req.entries
+                .iter()
+                .map(|e| api.publish_one(t, e, &req.origin)),
+        )
+        .await
+    };
     for (entry, result) in req.entries.iter().zip(published) {
         let mut r = v1::PublishBatchResultEntry {
             id: entry.id.clone(),
             ..Default::default()
         };
         match result {
-            Ok(message_id) => r.published = Some(v1::PublishResponse { message_id }),
+            Ok(published) => r.published = Some(published),
             Err(AdminError::Invalid(v)) => {
                 r.error_code = "InvalidParameter".into();
                 r.error_message = v.message;
@@ -772,6 +919,7 @@ mod tests {
             name: "orders-shipped_1".into(),
             display_name: "Shop".into(),
             created_at: "ignored".into(),
+            ..Default::default()
         })
         .unwrap();
         assert_eq!(ok.created_at, "", "set by the server only");
@@ -812,6 +960,125 @@ mod tests {
     }
 
     #[test]
+    fn fifo_topics_are_named_so_and_only_they_deduplicate() {
+        let fifo = check_topic(&v1::Topic {
+            name: "orders.fifo".into(),
+            fifo_topic: true,
+            content_based_deduplication: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(fifo.deduplication_window_seconds, 300);
+        for (t, ptr) in [
+            (
+                v1::Topic {
+                    name: "orders.fifo".into(),
+                    ..Default::default()
+                },
+                "/fifo_topic",
+            ),
+            (
+                v1::Topic {
+                    name: "orders".into(),
+                    fifo_topic: true,
+                    ..Default::default()
+                },
+                "/fifo_topic",
+            ),
+            (
+                v1::Topic {
+                    name: "orders".into(),
+                    content_based_deduplication: true,
+                    ..Default::default()
+                },
+                "/content_based_deduplication",
+            ),
+            (
+                v1::Topic {
+                    name: "orders".into(),
+                    delivery_policy: Some(v1::DeliveryPolicy {
+                        max_concurrency: Some(0),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                "/delivery_policy/max_concurrency",
+            ),
+        ] {
+            assert_eq!(check_topic(&t).unwrap_err().pointer, ptr, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn fifo_publishes_need_a_group_and_a_deduplication_id() {
+        let fifo = |content: bool| v1::Topic {
+            name: "t.fifo".into(),
+            fifo_topic: true,
+            content_based_deduplication: content,
+            created_at: "2026-11-23T00:00:00Z".into(),
+            ..Default::default()
+        };
+        let entry = |group: Option<&str>, dedupe: Option<&str>, message: &str| v1::PublishEntry {
+            message: message.into(),
+            message_group_id: group.map(str::to_string),
+            message_deduplication_id: dedupe.map(str::to_string),
+            ..Default::default()
+        };
+        let pointer = |t: &v1::Topic, e: &v1::PublishEntry| route(t, e).unwrap_err().pointer;
+        assert_eq!(
+            pointer(&fifo(false), &entry(None, Some("d"), "m")),
+            "/message_group_id"
+        );
+        assert_eq!(
+            pointer(&fifo(false), &entry(Some("g"), None, "m")),
+            "/message_deduplication_id"
+        );
+        assert_eq!(
+            pointer(&fifo(true), &entry(Some("a b"), None, "m")),
+            "/message_group_id"
+        );
+        let long = "d".repeat(129);
+        assert_eq!(
+            pointer(&fifo(true), &entry(Some("g"), Some(&long), "m")),
+            "/message_deduplication_id"
+        );
+        let standard = v1::Topic {
+            name: "t".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            pointer(&standard, &entry(Some("g"), None, "m")),
+            "/message_group_id"
+        );
+        // The same de-duplication id is the same message; content-based
+        // de-duplication uses the message's hash.
+        let a = route(&fifo(false), &entry(Some("g"), Some("d-1"), "m")).unwrap();
+        let b = route(&fifo(false), &entry(Some("g"), Some("d-1"), "other")).unwrap();
+        assert_eq!(a.message_id, b.message_id);
+        assert_eq!(a.subject, sluice_bus::subjects::fifo("t.fifo", "g"));
+        let c = route(&fifo(true), &entry(Some("g"), None, "m")).unwrap();
+        let d = route(&fifo(true), &entry(Some("g"), None, "m")).unwrap();
+        let e = route(&fifo(true), &entry(Some("g"), None, "n")).unwrap();
+        assert_eq!(c.message_id, d.message_id);
+        assert_ne!(c.message_id, e.message_id);
+        // A topic made again is a new de-duplication scope.
+        let again = v1::Topic {
+            created_at: "2026-11-24T00:00:00Z".into(),
+            ..fifo(false)
+        };
+        assert_ne!(
+            route(&again, &entry(Some("g"), Some("d-1"), "m"))
+                .unwrap()
+                .message_id,
+            a.message_id
+        );
+        // Standard topics: a fresh id every time.
+        let s1 = route(&standard, &entry(None, None, "m")).unwrap();
+        let s2 = route(&standard, &entry(None, None, "m")).unwrap();
+        assert_ne!(s1.message_id, s2.message_id);
+    }
+
+    #[test]
     fn entries_become_what_the_model_checks() {
         let mut attrs = std::collections::BTreeMap::new();
         attrs.insert(
@@ -826,6 +1093,7 @@ mod tests {
             message: "m".into(),
             subject: None,
             message_attributes: attrs,
+            ..Default::default()
         });
         let e = topic::check_publish(&p).unwrap_err();
         assert_eq!(e.pointer, "/message_attributes/colour/Value");

@@ -96,17 +96,7 @@ pub fn check(
         }
     }
     if let Some(p) = &sub.delivery_policy {
-        let range = |field: &str, v: Option<u32>, lo: u32, hi: u32| match v {
-            Some(v) if !(lo..=hi).contains(&v) => Err(Violation::new(
-                format!("/delivery_policy/{field}"),
-                format!("must be {lo} to {hi}"),
-            )),
-            _ => Ok(()),
-        };
-        range("max_retries", p.max_retries, 0, 100)?;
-        range("max_age_seconds", p.max_age_seconds, 60, 1_209_600)?;
-        range("max_concurrency", p.max_concurrency, 1, 1000)?;
-        range("timeout_seconds", p.timeout_seconds, 1, 60)?;
+        check_delivery_policy(p)?;
     }
     let scope = scope_of(&sub.filter_policy_scope)?;
     if sub.filter_policy.is_empty() {
@@ -117,6 +107,22 @@ pub fn check(
     FilterPolicy::parse(&policy, scope)
         .map(Some)
         .map_err(|e| Violation::new(format!("/filter_policy{}", e.pointer), e.message))
+}
+
+/// Checks a delivery policy's bounds (a subscription's, or a topic's
+/// defaults), naming the field under `/delivery_policy`.
+pub fn check_delivery_policy(p: &v1::DeliveryPolicy) -> Result<(), Violation> {
+    let range = |field: &str, v: Option<u32>, lo: u32, hi: u32| match v {
+        Some(v) if !(lo..=hi).contains(&v) => Err(Violation::new(
+            format!("/delivery_policy/{field}"),
+            format!("must be {lo} to {hi}"),
+        )),
+        _ => Ok(()),
+    };
+    range("max_retries", p.max_retries, 0, 100)?;
+    range("max_age_seconds", p.max_age_seconds, 60, 1_209_600)?;
+    range("max_concurrency", p.max_concurrency, 1, 1000)?;
+    range("timeout_seconds", p.timeout_seconds, 1, 60)
 }
 
 fn scope_of(text: &str) -> Result<Scope, Violation> {
@@ -138,6 +144,8 @@ pub struct Compiled {
     pub spec: v1::Subscription,
     /// Its filter policy, if any.
     pub policy: Option<FilterPolicy>,
+    /// Its topic's delivery policy: what the subscription's own leaves unset.
+    pub topic_policy: v1::DeliveryPolicy,
 }
 
 impl Compiled {
@@ -146,7 +154,11 @@ impl Compiled {
     /// subscription keeps working when request checks tighten.
     pub fn new(spec: v1::Subscription) -> Result<Self, String> {
         if spec.filter_policy.is_empty() {
-            return Ok(Self { spec, policy: None });
+            return Ok(Self {
+                spec,
+                policy: None,
+                topic_policy: Default::default(),
+            });
         }
         let scope = scope_of(&spec.filter_policy_scope).map_err(|v| v.to_string())?;
         let policy: Value = serde_json::from_str(&spec.filter_policy).map_err(|e| e.to_string())?;
@@ -154,12 +166,35 @@ impl Compiled {
         Ok(Self {
             spec,
             policy: Some(policy),
+            topic_policy: Default::default(),
         })
     }
 
-    /// The retry policy, with the notifier's defaults where it sets none.
+    /// With its topic's delivery policy as the default of its own.
+    pub fn with_topic_policy(self, topic_policy: v1::DeliveryPolicy) -> Self {
+        Self {
+            topic_policy,
+            ..self
+        }
+    }
+
+    /// The subscription's delivery policy, its unset fields taken from the
+    /// topic's.
+    pub fn policy_in_force(&self) -> v1::DeliveryPolicy {
+        let own = self.spec.delivery_policy.unwrap_or_default();
+        let topic = self.topic_policy;
+        v1::DeliveryPolicy {
+            max_retries: own.max_retries.or(topic.max_retries),
+            max_age_seconds: own.max_age_seconds.or(topic.max_age_seconds),
+            max_concurrency: own.max_concurrency.or(topic.max_concurrency),
+            timeout_seconds: own.timeout_seconds.or(topic.timeout_seconds),
+        }
+    }
+
+    /// The retry policy: the subscription's, then the topic's, then the
+    /// notifier's defaults.
     pub fn retry(&self, d: &DeliveryDefaults) -> Retry {
-        let p = self.spec.delivery_policy.unwrap_or_default();
+        let p = self.policy_in_force();
         Retry {
             max_retries: p.max_retries.unwrap_or(d.max_retries),
             max_age: p
@@ -171,18 +206,16 @@ impl Compiled {
 
     /// Deliveries in flight at once (per replica).
     pub fn concurrency(&self, d: &DeliveryDefaults) -> u32 {
-        self.spec
-            .delivery_policy
-            .and_then(|p| p.max_concurrency)
+        self.policy_in_force()
+            .max_concurrency
             .unwrap_or(d.max_concurrency)
             .max(1)
     }
 
     /// How long one attempt may take.
     pub fn timeout(&self, d: &DeliveryDefaults) -> Duration {
-        self.spec
-            .delivery_policy
-            .and_then(|p| p.timeout_seconds)
+        self.policy_in_force()
+            .timeout_seconds
             .map(|s| Duration::from_secs(u64::from(s)))
             .unwrap_or(d.timeout)
     }
@@ -306,5 +339,31 @@ mod tests {
         assert!(!on_body.wants(&message("not json", Value::Null)));
         let all = Compiled::new(sub("queue", "q", "", "")).unwrap();
         assert!(all.wants(&message("anything", Value::Null)));
+    }
+
+    #[test]
+    fn a_subscription_policy_falls_back_to_its_topic_then_the_notifier() {
+        let defaults = DeliveryDefaults {
+            max_retries: 10,
+            max_age: Duration::from_secs(86_400),
+            max_concurrency: 10,
+            timeout: Duration::from_secs(15),
+        };
+        let mut s = sub("https", "https://example.com/h", "", "");
+        s.delivery_policy = Some(v1::DeliveryPolicy {
+            max_retries: Some(2),
+            ..Default::default()
+        });
+        let c = Compiled::new(s)
+            .unwrap()
+            .with_topic_policy(v1::DeliveryPolicy {
+                max_retries: Some(7),
+                timeout_seconds: Some(3),
+                ..Default::default()
+            });
+        assert_eq!(c.retry(&defaults).max_retries, 2, "the subscription's own");
+        assert_eq!(c.timeout(&defaults), Duration::from_secs(3), "the topic's");
+        assert_eq!(c.concurrency(&defaults), 10, "the notifier's");
+        assert_eq!(c.retry(&defaults).max_age, Duration::from_secs(86_400));
     }
 }

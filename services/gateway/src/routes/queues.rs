@@ -135,6 +135,12 @@ pub struct ReceivedMessage {
     /// subscriptions: the topic, subscription and topic message ids.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub attributes: std::collections::BTreeMap<String, String>,
+    /// A raw delivery from a topic: the message's SNS message attributes
+    /// (`{"name": {"Type": ..., "Value": ...}}`), as SQS keeps them beside
+    /// the body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub message_attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// What a receive returned.
@@ -359,13 +365,21 @@ pub async fn receive(
                     ("topic", hn::TOPIC),
                     ("subscription", hn::SUBSCRIPTION),
                     ("topic_message_id", hn::MESSAGE_ID),
+                    ("message_group_id", hn::MESSAGE_GROUP_ID),
+                    ("sequence_number", hn::SEQUENCE_NUMBER),
                 ] {
                     if let Some(v) = h.get(name) {
                         attributes.insert(key.to_string(), v.as_str().to_string());
                     }
                 }
             }
+            let message_attributes = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(sluice_bus::headers::MESSAGE_ATTRIBUTES))
+                .and_then(|v| serde_json::from_str(v.as_str()).ok());
             ReceivedMessage {
+                message_attributes,
                 message_id: m.message_id,
                 receipt_handle: m.receipt_handle,
                 body: String::from_utf8_lossy(&m.body).into_owned(),

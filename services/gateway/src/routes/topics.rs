@@ -30,6 +30,18 @@ pub struct Topic {
     pub display_name: String,
     /// RFC 3339.
     pub created_at: String,
+    /// A FIFO topic (its name ends in `.fifo`): order per message group,
+    /// de-duplication within the window, queue subscriptions only.
+    pub fifo_topic: bool,
+    /// FIFO topics: a message without a de-duplication id is
+    /// de-duplicated by the SHA-256 of its message.
+    pub content_based_deduplication: bool,
+    /// FIFO topics: how long a de-duplication id is remembered (300, as SNS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deduplication_window_seconds: Option<u32>,
+    /// The defaults of its subscriptions' delivery policies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_policy: Option<DeliveryPolicy>,
 }
 
 impl From<v1::Topic> for Topic {
@@ -38,6 +50,10 @@ impl From<v1::Topic> for Topic {
             name: t.name,
             display_name: t.display_name,
             created_at: t.created_at,
+            fifo_topic: t.fifo_topic,
+            content_based_deduplication: t.content_based_deduplication,
+            deduplication_window_seconds: t.fifo_topic.then_some(t.deduplication_window_seconds),
+            delivery_policy: t.delivery_policy.map(DeliveryPolicy::from),
         }
     }
 }
@@ -50,6 +66,18 @@ pub struct TopicInput {
     #[serde(default)]
     #[schema(max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     pub display_name: String,
+    /// A FIFO topic; by default, whether the name ends in `.fifo` (a FIFO
+    /// topic's must, and no other's may).
+    #[serde(default)]
+    pub fifo_topic: Option<bool>,
+    /// FIFO topics: de-duplicate messages without a de-duplication id by
+    /// the SHA-256 of their message.
+    #[serde(default)]
+    pub content_based_deduplication: bool,
+    /// The defaults of its subscriptions' delivery policies (a field a
+    /// subscription sets wins).
+    #[serde(default, deserialize_with = "sluice_model::input::object::optional")]
+    pub delivery_policy: Option<DeliveryPolicy>,
 }
 
 /// The topics.
@@ -74,6 +102,18 @@ pub struct PublishInput {
     /// `{"Type": "String"|"String.Array"|"Number"|"Binary", "Value": "..."}`.
     #[serde(default)]
     pub message_attributes: BTreeMap<String, Attribute>,
+    /// FIFO topics (required there, refused elsewhere): the message's
+    /// group, 1 to 128 letters, digits and ASCII punctuation. Messages of
+    /// one group are delivered in the order published.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
+    pub message_group_id: Option<String>,
+    /// FIFO topics: a message with an id seen in the last 5 minutes is
+    /// accepted and not delivered again. Required unless the topic has
+    /// content-based de-duplication.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
+    pub message_deduplication_id: Option<String>,
 }
 
 /// One entry of a batch.
@@ -93,6 +133,15 @@ pub struct PublishBatchEntry {
     /// Up to 10, by name, as in a single publish.
     #[serde(default)]
     pub message_attributes: BTreeMap<String, Attribute>,
+    /// FIFO topics: as in a single publish. A batch's entries are
+    /// published in order.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
+    pub message_group_id: Option<String>,
+    /// FIFO topics: as in a single publish.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
+    pub message_deduplication_id: Option<String>,
 }
 
 /// `POST /v1/topics/{topic}/messages/batch` body.
@@ -109,6 +158,25 @@ pub struct PublishBatchInput {
 pub struct Published {
     /// Its id.
     pub message_id: String,
+    /// FIFO topics: its place in the topic's order (decimal; increasing
+    /// within a message group).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence_number: Option<String>,
+    /// FIFO topics: true when its de-duplication id was seen within the
+    /// window (accepted, not delivered again; the original's sequence number).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<bool>,
+}
+
+impl From<v1::PublishResponse> for Published {
+    fn from(p: v1::PublishResponse) -> Self {
+        let fifo = !p.sequence_number.is_empty();
+        Self {
+            message_id: p.message_id,
+            sequence_number: fifo.then_some(p.sequence_number),
+            duplicate: fifo.then_some(p.duplicate),
+        }
+    }
 }
 
 /// One entry's outcome.
@@ -119,6 +187,12 @@ pub struct PublishBatchResult {
     /// Set when it was published.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
+    /// FIFO topics, when it was published: as in a single publish.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence_number: Option<String>,
+    /// FIFO topics, when it was published: as in a single publish.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<bool>,
     /// Set when it was not: `InvalidParameter`, `Unavailable` (retry it) or `InternalError`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
@@ -155,6 +229,8 @@ fn entry_of(id: String, p: PublishInput) -> v1::PublishEntry {
                 )
             })
             .collect(),
+        message_group_id: p.message_group_id,
+        message_deduplication_id: p.message_deduplication_id,
     }
 }
 
@@ -185,7 +261,7 @@ pub async fn list(
 
 /// Creates a topic (201) or changes its attributes (200).
 #[utoipa::path(put, path = "/v1/topics/{topic}", tag = "topics", request_body = TopicInput,
-    params(("topic" = String, Path, pattern = "^[-_A-Za-z0-9]{1,256}$")),
+    params(("topic" = String, Path, pattern = "^([-_A-Za-z0-9]{1,256}|[-_A-Za-z0-9]{1,251}\\.fifo)$")),
     responses((status = 200, body = Topic), (status = 201, body = Topic),
         (status = 400, description = "A bad topic name or display name", body = Problem), (status = 409, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
@@ -201,13 +277,20 @@ pub async fn put(
     let n = &state.notifier;
     let out = n
         .topics()
-        .put_topic(n.request(v1::PutTopicRequest {
-            topic: Some(v1::Topic {
-                name: topic,
-                display_name: input.display_name,
-                created_at: String::new(),
+        .put_topic(
+            n.request(v1::PutTopicRequest {
+                topic: Some(v1::Topic {
+                    fifo_topic: input
+                        .fifo_topic
+                        .unwrap_or_else(|| names::is_fifo_topic(&topic)),
+                    name: topic,
+                    display_name: input.display_name,
+                    content_based_deduplication: input.content_based_deduplication,
+                    delivery_policy: input.delivery_policy.map(v1::DeliveryPolicy::from),
+                    ..Default::default()
+                }),
             }),
-        }))
+        )
         .await
         .map_err(|s| problem(s, ""))?
         .into_inner();
@@ -225,7 +308,7 @@ pub async fn put(
 
 /// A topic.
 #[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics",
-    params(("topic" = String, Path, pattern = "^[-_A-Za-z0-9]{1,256}$")),
+    params(("topic" = String, Path, pattern = "^([-_A-Za-z0-9]{1,256}|[-_A-Za-z0-9]{1,251}\\.fifo)$")),
     responses((status = 200, body = Topic), (status = 404, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn get(
@@ -245,7 +328,7 @@ pub async fn get(
 
 /// Deletes a topic. Messages already published are still delivered.
 #[utoipa::path(delete, path = "/v1/topics/{topic}", tag = "topics",
-    params(("topic" = String, Path, pattern = "^[-_A-Za-z0-9]{1,256}$")),
+    params(("topic" = String, Path, pattern = "^([-_A-Za-z0-9]{1,256}|[-_A-Za-z0-9]{1,251}\\.fifo)$")),
     responses((status = 204, description = "Deleted"), (status = 404, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn delete(
@@ -272,7 +355,7 @@ fn publish_problem(status: tonic::Status, prefix: &str) -> ApiError {
 
 /// Publishes a message; 202 once JetStream has stored it.
 #[utoipa::path(post, path = "/v1/topics/{topic}/messages", tag = "topics", request_body = PublishInput,
-    params(("topic" = String, Path, pattern = "^[-_A-Za-z0-9]{1,256}$")),
+    params(("topic" = String, Path, pattern = "^([-_A-Za-z0-9]{1,256}|[-_A-Za-z0-9]{1,251}\\.fifo)$")),
     responses((status = 202, body = Published), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn publish(
@@ -294,18 +377,13 @@ pub async fn publish(
         .await
         .map_err(|s| publish_problem(s, ""))?
         .into_inner();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Published {
-            message_id: out.message_id,
-        }),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(Published::from(out))))
 }
 
 /// Publishes up to 10 messages; each entry succeeds or fails on its own
 /// (200 with a result per entry).
 #[utoipa::path(post, path = "/v1/topics/{topic}/messages/batch", tag = "topics", request_body = PublishBatchInput,
-    params(("topic" = String, Path, pattern = "^[-_A-Za-z0-9]{1,256}$")),
+    params(("topic" = String, Path, pattern = "^([-_A-Za-z0-9]{1,256}|[-_A-Za-z0-9]{1,251}\\.fifo)$")),
     responses((status = 200, body = PublishBatchOutput), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn publish_batch(
@@ -332,6 +410,8 @@ pub async fn publish_batch(
                                 message: e.message,
                                 subject: e.subject,
                                 message_attributes: e.message_attributes,
+                                message_group_id: e.message_group_id,
+                                message_deduplication_id: e.message_deduplication_id,
                             },
                         )
                     })
@@ -347,16 +427,23 @@ pub async fn publish_batch(
         .into_iter()
         .enumerate()
         .map(|(i, r)| match r.published {
-            Some(p) => PublishBatchResult {
-                id: r.id,
-                message_id: Some(p.message_id),
-                error_code: None,
-                error_message: None,
-                error_pointer: None,
-            },
+            Some(p) => {
+                let p = Published::from(p);
+                PublishBatchResult {
+                    id: r.id,
+                    message_id: Some(p.message_id),
+                    sequence_number: p.sequence_number,
+                    duplicate: p.duplicate,
+                    error_code: None,
+                    error_message: None,
+                    error_pointer: None,
+                }
+            }
             None => PublishBatchResult {
                 id: r.id,
                 message_id: None,
+                sequence_number: None,
+                duplicate: None,
                 error_pointer: (r.error_code == "InvalidParameter")
                     .then(|| format!("/entries/{i}{}", r.error_pointer)),
                 error_code: Some(r.error_code),
@@ -452,7 +539,7 @@ pub struct SubscribeInput {
     #[serde(default)]
     pub raw_message_delivery: bool,
     /// Retries, age limit, concurrency and timeout of its deliveries.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "sluice_model::input::object::optional")]
     pub delivery_policy: Option<DeliveryPolicy>,
 }
 
@@ -536,7 +623,7 @@ pub struct SubscriptionList {
 /// `confirm_url` has been opened. Subscribing the same endpoint again
 /// returns the subscription (and sends a pending one's confirmation again).
 #[utoipa::path(post, path = "/v1/topics/{topic}/subscriptions", tag = "topics", request_body = SubscribeInput,
-    params(("topic" = String, Path, pattern = "^[-_A-Za-z0-9]{1,256}$")),
+    params(("topic" = String, Path, pattern = "^([-_A-Za-z0-9]{1,256}|[-_A-Za-z0-9]{1,251}\\.fifo)$")),
     responses((status = 201, body = Subscription),
         (status = 400, description = "Not JSON; or an invalid endpoint, filter policy or delivery policy, or no such queue (naming the field)", body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem),
@@ -577,7 +664,7 @@ pub async fn subscribe(
 
 /// A topic's subscriptions.
 #[utoipa::path(get, path = "/v1/topics/{topic}/subscriptions", tag = "topics",
-    params(("topic" = String, Path, pattern = "^[-_A-Za-z0-9]{1,256}$")),
+    params(("topic" = String, Path, pattern = "^([-_A-Za-z0-9]{1,256}|[-_A-Za-z0-9]{1,251}\\.fifo)$")),
     responses((status = 200, body = SubscriptionList), (status = 404, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn list_subscriptions(
@@ -604,7 +691,7 @@ pub async fn list_subscriptions(
 
 /// Removes a subscription.
 #[utoipa::path(delete, path = "/v1/topics/{topic}/subscriptions/{id}", tag = "topics",
-    params(("topic" = String, Path, pattern = "^[-_A-Za-z0-9]{1,256}$"), ("id" = String, Path)),
+    params(("topic" = String, Path, pattern = "^([-_A-Za-z0-9]{1,256}|[-_A-Za-z0-9]{1,251}\\.fifo)$"), ("id" = String, Path)),
     responses((status = 204, description = "Removed"), (status = 404, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn unsubscribe(
@@ -642,7 +729,7 @@ pub struct RotateInput {
 /// overlap ends.
 #[utoipa::path(post, path = "/v1/topics/{topic}/subscriptions/{id}/rotate-secret", tag = "topics",
     request_body = RotateInput,
-    params(("topic" = String, Path, pattern = "^[-_A-Za-z0-9]{1,256}$"), ("id" = String, Path)),
+    params(("topic" = String, Path, pattern = "^([-_A-Za-z0-9]{1,256}|[-_A-Za-z0-9]{1,251}\\.fifo)$"), ("id" = String, Path)),
     responses((status = 200, body = Subscription), (status = 400, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]

@@ -268,7 +268,7 @@ target! {
     /// A notifier topic: published to `notify.<topic>`.
     Topic {
         /// The topic's name.
-        #[schema(pattern = "^[-_A-Za-z0-9]{1,256}$")]
+        #[schema(pattern = "^([-_A-Za-z0-9]{1,256}|[-_A-Za-z0-9]{1,251}\\.fifo)$")]
         topic: String,
     }
     /// A workflow started through the orchestrator; its id is the delivery id.
