@@ -14,7 +14,7 @@ use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use sluice_e2e::receiver::{Receiver, Request};
+use sluice_e2e::receiver::{Receiver, Request, TestCa};
 use sluice_e2e::Stack;
 use sluice_testkit::Mailbox;
 
@@ -58,7 +58,7 @@ fn notifications(r: &Receiver) -> Vec<Request> {
         .collect()
 }
 
-/// Subscribes `endpoint` over http, answers the confirmation request by
+/// Subscribes `endpoint` over http or https (the receiver's), answers the confirmation request by
 /// opening its link, and returns the subscription (with its secret).
 async fn subscribe_confirmed(
     stack: &Stack,
@@ -67,7 +67,8 @@ async fn subscribe_confirmed(
     path: &str,
     extra: Value,
 ) -> Value {
-    let mut body = json!({"protocol": "http", "endpoint": format!("{}{path}", receiver.url)});
+    let protocol = receiver.url.split(':').next().unwrap();
+    let mut body = json!({"protocol": protocol, "endpoint": format!("{}{path}", receiver.url)});
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
     }
@@ -299,6 +300,77 @@ async fn webhooks_are_confirmed_signed_filtered_rotated_and_unsubscribed() {
 }
 
 #[tokio::test]
+async fn https_webhooks_are_delivered_over_tls_only_to_endpoints_whose_certificate_is_trusted() {
+    let dir = std::env::temp_dir().join(format!("sluice-tls-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = TestCa::new("sluice test CA");
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let stack = Stack::start_with(
+        "hooktls",
+        &[("SLUICE_TARGETS_CA_FILE", ca_file.to_str().unwrap())],
+        false,
+    )
+    .await
+    .unwrap();
+    stack.put("/v1/topics/secure", &json!({})).await;
+    let trusted = Receiver::start_tls(&ca).await;
+    assert!(trusted.url.starts_with("https://127.0.0.1:"));
+    let sub = subscribe_confirmed(&stack, "secure", &trusted, "/hook", json!({})).await;
+    assert_eq!(sub["protocol"], "https");
+    let secret = sub["signing_secret"].as_str().unwrap();
+    let id = publish(&stack, "secure", json!({"message": "over TLS"})).await;
+    until("the notification over TLS", Duration::from_secs(30), || {
+        !notifications(&trusted).is_empty()
+    })
+    .await;
+    let n = &notifications(&trusted)[0];
+    assert!(verifies(n, secret));
+    assert_eq!(n.json()["MessageId"], id.as_str());
+    assert_eq!(n.json()["Message"], "over TLS");
+
+    // An endpoint whose certificate no trusted CA issued gets nothing: its
+    // confirmation request fails the handshake and is dead-lettered.
+    let stranger = Receiver::start_tls(&TestCa::new("someone else's CA")).await;
+    let (code, _, untrusted) = stack
+        .post(
+            "/v1/topics/secure/subscriptions",
+            &json!({"protocol": "https", "endpoint": format!("{}/hook", stranger.url),
+                    "delivery_policy": {"max_retries": 0}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{untrusted}");
+    let dead = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, page) = stack.get("/v1/dlq?limit=100").await;
+            let found = page["entries"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .find(|d| d["subscription"] == untrusted["subscription_id"]);
+            if let Some(d) = found {
+                break d;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not dead-lettered\n{}",
+                stack.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let reason = dead["reason"].as_str().unwrap().to_lowercase();
+    assert!(
+        reason.contains("certificate") || reason.contains("tls"),
+        "{dead}"
+    );
+    assert!(stranger.requests().is_empty(), "nothing got through");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
 async fn failing_endpoints_are_retried_then_dead_lettered_and_hold_back_no_one() {
     let stack = Stack::start_with(
         "hookfail",
@@ -310,20 +382,21 @@ async fn failing_endpoints_are_retried_then_dead_lettered_and_hold_back_no_one()
     )
     .await
     .unwrap();
-    stack.put("/v1/topics/jobs", &json!({})).await;
+    // The topic's delivery policy is the default of its subscriptions'.
+    let (code, t) = stack
+        .put(
+            "/v1/topics/jobs",
+            &json!({"delivery_policy": {"max_retries": 2}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{t}");
+    assert_eq!(t["delivery_policy"], json!({"max_retries": 2}));
     let good = Receiver::start().await;
     let failing = Receiver::start().await;
     let refusing = Receiver::start().await;
     let slow = Receiver::start().await;
     subscribe_confirmed(&stack, "jobs", &good, "/", json!({})).await;
-    let failing_sub = subscribe_confirmed(
-        &stack,
-        "jobs",
-        &failing,
-        "/",
-        json!({"delivery_policy": {"max_retries": 2}}),
-    )
-    .await;
+    let failing_sub = subscribe_confirmed(&stack, "jobs", &failing, "/", json!({})).await;
     subscribe_confirmed(&stack, "jobs", &refusing, "/", json!({})).await;
     subscribe_confirmed(
         &stack,
@@ -355,7 +428,7 @@ async fn failing_endpoints_are_retried_then_dead_lettered_and_hold_back_no_one()
     // The slow endpoint never has more than its cap in flight.
     assert_eq!(notifications(&slow).len(), 2, "max_concurrency 2");
 
-    // 503: three attempts each (1 + max_retries 2), then the dead-letter
+    // 503: three attempts each (1 + the topic's max_retries 2), then the dead-letter
     // queue with the last response; 400: one attempt, terminal.
     until("every failing attempt", Duration::from_secs(30), || {
         notifications(&failing).len() == 15 && notifications(&refusing).len() == 5

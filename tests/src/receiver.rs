@@ -101,19 +101,131 @@ async fn handle(
     (code, format!("receiver says {status}")).into_response()
 }
 
+/// A private certificate authority, made for one test.
+pub struct TestCa {
+    /// Its certificate, PEM: what a client must trust.
+    pub pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    /// A new CA.
+    pub fn new(name: &str) -> Self {
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let cert = params.self_signed(&key).expect("CA certificate");
+        Self {
+            pem: cert.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// A server certificate for 127.0.0.1 and localhost, and its key (DER).
+    fn server(
+        &self,
+    ) -> (
+        rustls::pki_types::CertificateDer<'static>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ) {
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let params =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+                .expect("server params");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("server certificate");
+        (
+            cert.der().clone(),
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+    }
+}
+
+/// Accepts TLS connections for `axum::serve`; a failed handshake (a
+/// client that does not trust the certificate) is skipped.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, addr)) = self.tcp.accept().await else {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            };
+            if let Ok(Ok(tls)) =
+                tokio::time::timeout(std::time::Duration::from_secs(5), self.tls.accept(stream))
+                    .await
+            {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
 impl Receiver {
-    /// Starts an endpoint answering 200.
-    pub async fn start() -> Self {
-        let inner = Arc::new(Inner {
+    fn inner() -> Arc<Inner> {
+        Arc::new(Inner {
             requests: Mutex::new(Vec::new()),
             tokens: Mutex::new(Vec::new()),
             status: Mutex::new(200),
             hold: watch::channel(false).0,
-        });
+        })
+    }
+
+    /// Starts an endpoint answering 200.
+    pub async fn start() -> Self {
+        let inner = Self::inner();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(inner.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, inner, task }
+    }
+
+    /// Starts an https endpoint answering 200, with a certificate for
+    /// 127.0.0.1 issued by `ca`.
+    pub async fn start_tls(ca: &TestCa) -> Self {
+        let (cert, key) = ca.server();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .expect("server certificate");
+        let inner = Self::inner();
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("https://{}", tcp.local_addr().expect("addr"));
+        let listener = TlsListener {
+            tcp,
+            tls: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        };
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(inner.clone());

@@ -51,9 +51,14 @@ impl reqwest::dns::Resolve for GuardedResolver {
 }
 
 /// The client outbound calls share: pooled connections, no redirects,
-/// the guarded resolver.
-pub fn client(policy: Arc<Policy>, user_agent: &str) -> reqwest::Result<reqwest::Client> {
+/// the guarded resolver; `extra_roots` trusted besides the system's roots.
+pub fn client(
+    policy: Arc<Policy>,
+    user_agent: &str,
+    extra_roots: Vec<reqwest::Certificate>,
+) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
+        .tls_certs_merge(extra_roots)
         .redirect(reqwest::redirect::Policy::none())
         // A proxy would resolve names itself, past the guarded resolver.
         .no_proxy()
@@ -65,6 +70,18 @@ pub fn client(policy: Arc<Policy>, user_agent: &str) -> reqwest::Result<reqwest:
 }
 
 /// Why the URL's literal host may not be called, if it may not.
+/// Reads the PEM certificates of `path` (`SLUICE_TARGETS_CA_FILE`): roots
+/// to trust besides the system's.
+pub fn read_roots(path: &str) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{path} is not PEM certificates: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("{path} holds no certificate"));
+    }
+    Ok(certs)
+}
+
 pub fn policy_refuses(policy: &Policy, url: &reqwest::Url) -> Option<String> {
     let port = url.port_or_known_default().unwrap_or(80);
     let host = match url.host()? {

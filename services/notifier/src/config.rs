@@ -92,6 +92,9 @@ pub struct Config {
     /// See `targets_deny`.
     #[serde(skip)]
     pub targets_allow: Vec<address::Entry>,
+    /// `SLUICE_TARGETS_CA_FILE`: PEM certificates that https webhooks and
+    /// HTTP targets trust besides the system's roots (a private CA).
+    pub targets_ca_file: Option<String>,
     /// NATS, the store, queue limits and telemetry.
     #[serde(flatten)]
     pub common: Common,
@@ -185,6 +188,7 @@ impl Config {
                 .duration("SLUICE_NOTIFIER_RELOAD_INTERVAL", Duration::from_secs(30))?,
             targets_deny: list("SLUICE_TARGETS_DENY")?,
             targets_allow: list("SLUICE_TARGETS_ALLOW")?,
+            targets_ca_file: env.opt_string("SLUICE_TARGETS_CA_FILE"),
             common: Common::from_env(env)?,
         })
     }

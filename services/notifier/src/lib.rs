@@ -79,9 +79,16 @@ pub async fn run(
             )
         })?;
     let policy = Arc::new(config.address_policy());
+    let roots = match &config.targets_ca_file {
+        Some(path) => sluice_outbound::http::read_roots(path)
+            .map_err(anyhow::Error::msg)
+            .context("SLUICE_TARGETS_CA_FILE")?,
+        None => Vec::new(),
+    };
     let http = sluice_outbound::http::client(
         policy.clone(),
         concat!("sluice-notifier/", env!("CARGO_PKG_VERSION")),
+        roots,
     )
     .context("building the HTTP client")?;
     let mailer = match &config.smtp {

@@ -64,6 +64,9 @@ pub struct Config {
     /// `SLUICE_TARGETS_ALLOW`: addresses allowed even if denied.
     #[serde(skip)]
     pub targets_allow: Vec<address::Entry>,
+    /// `SLUICE_TARGETS_CA_FILE`: PEM certificates that HTTPS targets and
+    /// webhooks trust besides the system's roots (a private CA).
+    pub targets_ca_file: Option<String>,
     /// `SLUICE_ORCHESTRATOR_URL`: the orchestrator's gRPC address, for
     /// `workflow` targets. Unset: their deliveries fail and are retried.
     pub orchestrator_url: Option<String>,
@@ -162,6 +165,7 @@ impl Config {
             retry_max_delay,
             targets_deny: list("SLUICE_TARGETS_DENY")?,
             targets_allow: list("SLUICE_TARGETS_ALLOW")?,
+            targets_ca_file: env.opt_string("SLUICE_TARGETS_CA_FILE"),
             orchestrator_url,
             grpc_timeout: env.duration("SLUICE_GRPC_TIMEOUT", Duration::from_secs(5))?,
             shutdown_timeout: env.duration(

@@ -266,9 +266,16 @@ pub async fn run(
     let Backends { bus, store } =
         Backends::connect("transformer", &config.common, Tables::Wait, &shutdown).await?;
     let policy = Arc::new(config.address_policy());
+    let roots = match &config.targets_ca_file {
+        Some(path) => sluice_outbound::http::read_roots(path)
+            .map_err(anyhow::Error::msg)
+            .context("SLUICE_TARGETS_CA_FILE")?,
+        None => Vec::new(),
+    };
     let http = sluice_outbound::http::client(
         policy.clone(),
         concat!("sluice-transformer/", env!("CARGO_PKG_VERSION")),
+        roots,
     )
     .context("building the HTTP client")?;
     let workflows = match &config.orchestrator_url {
