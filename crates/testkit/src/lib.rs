@@ -300,6 +300,80 @@ impl Dynamo {
     }
 }
 
+/// Temporal's development server (the CLI's `server start-dev`), its
+/// history in SQLite in a temp dir.
+#[derive(Debug)]
+pub struct Temporal {
+    /// The process (None while stopped).
+    pub proc: Option<Proc>,
+    /// The frontend's gRPC port.
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl Temporal {
+    /// Starts a dev server with its database in `dir`.
+    pub async fn start(dir: &Path) -> Result<Self> {
+        let mut t = Self {
+            proc: None,
+            port: free_port(),
+            dir: dir.to_path_buf(),
+        };
+        t.resume().await?;
+        Ok(t)
+    }
+
+    /// The frontend's address, `127.0.0.1:<port>`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (the history stays on disk).
+    pub async fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill().await;
+        }
+    }
+
+    /// Starts it again on the same port with the same history; returns
+    /// once the `default` namespace answers.
+    pub async fn resume(&mut self) -> Result<()> {
+        let bin = deps_dir().join("bin/temporal");
+        let mut cmd = Command::new(&bin);
+        cmd.args(["server", "start-dev", "--headless", "--ip", "127.0.0.1"])
+            .args(["--port", &self.port.to_string()])
+            .args(["--http-port", &free_port().to_string()])
+            .args(["--metrics-port", &free_port().to_string()])
+            .arg("--db-filename")
+            .arg(self.dir.join("temporal.db"))
+            .args(["--log-level", "warn"]);
+        self.proc = Some(Proc::spawn("temporal", cmd, self.dir.join("temporal.log"))?);
+        wait_for_port(self.port, "Temporal").await?;
+        let deadline = std::time::Instant::now() + patience(Duration::from_secs(60));
+        loop {
+            let ok = Command::new(&bin)
+                .args(["operator", "namespace", "describe", "-n", "default"])
+                .args(["--address", &self.address()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .await
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "Temporal's default namespace did not answer on port {}",
+                    self.port
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// The servers a sluice test needs, in one temp dir.
 #[derive(Debug)]
 pub struct Servers {
