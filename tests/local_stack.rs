@@ -33,6 +33,10 @@ impl LocalStack {
             "SLUICE_SMTP_PORT",
             "SLUICE_SMTPS_PORT",
             "SLUICE_MAILBOX_PORT",
+            "SLUICE_TEMPORAL_PORT",
+            "SLUICE_TEMPORAL_UI_PORT",
+            "SLUICE_TEMPORAL_HTTP_PORT",
+            "SLUICE_TEMPORAL_METRICS_PORT",
         ]
         .iter()
         .map(|k| (k.to_string(), free_port().to_string()))
