@@ -6,8 +6,10 @@
 #                         owner@example.com) tells that owner, confirmed
 #                         through the mailbox
 #   rule task-approval    high-priority TaskCreated -> workflow target
-#                         "approval" (the orchestrator runs it; until it
-#                         exists the deliveries wait in the target's backlog)
+#                         "approval", run by the orchestrator
+#   topic task-approvals  the approval requests; an email subscription per
+#                         approver ($SLUICE_APPROVAL_APPROVERS) filtered on
+#                         the `approver` attribute
 #
 # Usage: seed.sh <gateway URL> <API key> <mailbox API URL>
 set -euo pipefail
@@ -39,15 +41,18 @@ call PUT /v1/buses/default/rules/task-approval '{
   "event_pattern": {"source": ["sluice.tasks"], "detail-type": ["TaskCreated"], "detail": {"priority": ["high"]}},
   "targets": [{"type": "workflow", "id": "approval", "workflow_type": "approval"}]}' >/dev/null
 
-sub="$(call POST /v1/topics/task-completed/subscriptions "{
-  \"protocol\": \"email\", \"endpoint\": \"$owner\",
-  \"filter_policy_scope\": \"MessageBody\", \"filter_policy\": {\"owner\": [\"$owner\"]}}")"
-status="$(printf '%s' "$sub" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')"
-if [ "$status" = "pending_confirmation" ]; then
-  # The confirmation email reaches the mailbox; open its link.
+# Subscribes an email address to a topic with a filter policy and, when it
+# waits for confirmation, opens the link the mailbox received.
+subscribe_email() { # topic address filter-policy-json [scope]
+  local sub status link
+  sub="$(call POST "/v1/topics/$1/subscriptions" "{
+    \"protocol\": \"email\", \"endpoint\": \"$2\",
+    \"filter_policy_scope\": \"${4:-MessageAttributes}\", \"filter_policy\": $3}")"
+  status="$(printf '%s' "$sub" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')"
+  [ "$status" = "pending_confirmation" ] || return 0
   link=""
   for _ in $(seq 1 100); do
-    link="$(curl -sS -m 5 "$mailbox?to=$owner" | python3 -c '
+    link="$(curl -sS -m 5 "$mailbox?to=$2" | python3 -c '
 import json, re, sys
 for m in reversed(json.load(sys.stdin)):
     found = re.search(r"\S*/confirm\?token=\S+", m.get("text", ""))
@@ -58,9 +63,21 @@ for m in reversed(json.load(sys.stdin)):
     sleep 0.1
   done
   if [ -z "$link" ]; then
-    echo "seed: no confirmation email for $owner in $mailbox" >&2
+    echo "seed: no confirmation email for $2 in $mailbox" >&2
     exit 1
   fi
   curl -sS -m 10 -o /dev/null -f "$link"
-fi
-echo "seed: task rules installed; completions of $owner's tasks are emailed to $owner"
+}
+
+subscribe_email task-completed "$owner" "{\"owner\": [\"$owner\"]}" MessageBody
+
+# Approval requests: the orchestrator publishes one per approver asked,
+# with the approver as the `approver` attribute; each approver's email
+# subscription takes its own.
+approvers="${SLUICE_APPROVAL_APPROVERS:-approver@example.com,escalation@example.com}"
+call PUT /v1/topics/task-approvals '{"display_name": "sluice approvals"}' >/dev/null
+IFS=',' read -r -a list <<<"$approvers"
+for a in "${list[@]}"; do
+  subscribe_email task-approvals "$a" "{\"approver\": [\"$a\"]}"
+done
+echo "seed: task rules installed; completions of $owner's tasks are emailed to $owner; approvals go to $approvers"

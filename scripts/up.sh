@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the local stack as background processes: NATS (JetStream), DynamoDB
-# Local, the mailbox (SMTP), Temporal's development server, the processor, the transformer, the notifier
-# and the gateway. Idempotent: what is already running
+# Local, the mailbox (SMTP), Temporal's development server, the processor,
+# the transformer, the notifier, the orchestrator and the gateway. Idempotent: what is already running
 # and serving is left alone; anything else (exited, killed, a zombie, alive
 # but not answering) is started again, so `make up` always ends with every
 # process serving.
@@ -27,6 +27,8 @@ TRANSFORMER_PORT="${SLUICE_TRANSFORMER_PORT:-8082}"
 TRANSFORMER_GRPC_PORT="${SLUICE_TRANSFORMER_GRPC_PORT:-9082}"
 NOTIFIER_PORT="${SLUICE_NOTIFIER_PORT:-8083}"
 NOTIFIER_GRPC_PORT="${SLUICE_NOTIFIER_GRPC_PORT:-9083}"
+ORCHESTRATOR_PORT="${SLUICE_ORCHESTRATOR_PORT:-8084}"
+ORCHESTRATOR_GRPC_PORT="${SLUICE_ORCHESTRATOR_GRPC_PORT:-9084}"
 SMTP_PORT="${SLUICE_SMTP_PORT:-2587}"
 SMTPS_PORT="${SLUICE_SMTPS_PORT:-2465}"
 MAILBOX_PORT="${SLUICE_MAILBOX_PORT:-8025}"
@@ -140,19 +142,30 @@ export SLUICE_TRANSFORMER_URL="http://127.0.0.1:$TRANSFORMER_GRPC_PORT"
 export SLUICE_NOTIFIER_LISTEN="127.0.0.1:$NOTIFIER_PORT"
 export SLUICE_NOTIFIER_GRPC_LISTEN="127.0.0.1:$NOTIFIER_GRPC_PORT"
 export SLUICE_NOTIFIER_URL="http://127.0.0.1:$NOTIFIER_GRPC_PORT"
+export SLUICE_ORCHESTRATOR_LISTEN="127.0.0.1:$ORCHESTRATOR_PORT"
+export SLUICE_ORCHESTRATOR_GRPC_LISTEN="127.0.0.1:$ORCHESTRATOR_GRPC_PORT"
+export SLUICE_ORCHESTRATOR_URL="http://127.0.0.1:$ORCHESTRATOR_GRPC_PORT"
+export SLUICE_TEMPORAL_URL="http://127.0.0.1:$TEMPORAL_PORT"
+# Approval links are signed with a key kept beside the data, so they keep
+# working across restarts.
+link_secret_file="$state/data/temporal/link-secret"
+[ -f "$link_secret_file" ] || od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$link_secret_file"
+export SLUICE_LINK_SECRET="$(cat "$link_secret_file")"
 export SLUICE_PUBLIC_URL="$gateway_url"
 export SLUICE_SMTP_URL="smtp://sluice:$smtp_password@localhost:$SMTP_PORT"
 export SLUICE_SMTP_CA_FILE="$state/data/mailbox/ca.pem"
 # Rule targets and webhooks may not call sluice's own ports or the servers it runs on.
-export SLUICE_TARGETS_DENY="127.0.0.1:$GATEWAY_PORT,127.0.0.1:$TRANSFORMER_PORT,127.0.0.1:$TRANSFORMER_GRPC_PORT,127.0.0.1:$SMTP_PORT,127.0.0.1:$SMTPS_PORT,127.0.0.1:$MAILBOX_PORT,127.0.0.1:$PROCESSOR_PORT,127.0.0.1:$NOTIFIER_PORT,127.0.0.1:$NOTIFIER_GRPC_PORT,127.0.0.1:$NATS_PORT,127.0.0.1:$NATS_MONITOR_PORT,127.0.0.1:$DYNAMO_PORT,127.0.0.1:$TEMPORAL_PORT,127.0.0.1:$TEMPORAL_UI_PORT,127.0.0.1:$TEMPORAL_HTTP_PORT,127.0.0.1:$TEMPORAL_METRICS_PORT${SLUICE_TARGETS_DENY:+,$SLUICE_TARGETS_DENY}"
+export SLUICE_TARGETS_DENY="127.0.0.1:$GATEWAY_PORT,127.0.0.1:$TRANSFORMER_PORT,127.0.0.1:$TRANSFORMER_GRPC_PORT,127.0.0.1:$SMTP_PORT,127.0.0.1:$SMTPS_PORT,127.0.0.1:$MAILBOX_PORT,127.0.0.1:$PROCESSOR_PORT,127.0.0.1:$NOTIFIER_PORT,127.0.0.1:$NOTIFIER_GRPC_PORT,127.0.0.1:$ORCHESTRATOR_PORT,127.0.0.1:$ORCHESTRATOR_GRPC_PORT,127.0.0.1:$NATS_PORT,127.0.0.1:$NATS_MONITOR_PORT,127.0.0.1:$DYNAMO_PORT,127.0.0.1:$TEMPORAL_PORT,127.0.0.1:$TEMPORAL_UI_PORT,127.0.0.1:$TEMPORAL_HTTP_PORT,127.0.0.1:$TEMPORAL_METRICS_PORT${SLUICE_TARGETS_DENY:+,$SLUICE_TARGETS_DENY}"
 export SLUICE_GATEWAY_API_KEYS="[{\"principal\":\"dev\",\"key\":\"$key\",\"scopes\":[\"*\"]}]"
 start processor "http://127.0.0.1:$PROCESSOR_PORT/healthz" "$bin/sluice-processor"
 start transformer "http://127.0.0.1:$TRANSFORMER_PORT/healthz" "$bin/sluice-transformer"
 start notifier "http://127.0.0.1:$NOTIFIER_PORT/healthz" "$bin/sluice-notifier"
+start orchestrator "http://127.0.0.1:$ORCHESTRATOR_PORT/healthz" "$bin/sluice-orchestrator"
 start gateway "$gateway_url/healthz" "$bin/sluice-gateway"
 wait_http processor "http://127.0.0.1:$PROCESSOR_PORT/readyz"
 wait_http transformer "http://127.0.0.1:$TRANSFORMER_PORT/readyz"
 wait_http notifier "http://127.0.0.1:$NOTIFIER_PORT/readyz"
+wait_http orchestrator "http://127.0.0.1:$ORCHESTRATOR_PORT/readyz"
 wait_http gateway "$gateway_url/readyz"
 bash "$root/scripts/seed.sh" "$gateway_url" "$key" "$mailbox_url/api/messages"
 
@@ -163,10 +176,11 @@ sluice is up.
   dev API key  $key   (every scope)
   transformer  gRPC http://127.0.0.1:$TRANSFORMER_GRPC_PORT (buses, rules, queues; the gateway serves them as REST)
   notifier     gRPC http://127.0.0.1:$NOTIFIER_GRPC_PORT (topics; the gateway serves them as REST)
+  orchestrator gRPC http://127.0.0.1:$ORCHESTRATOR_GRPC_PORT (workflows on Temporal; the gateway serves them as REST)
   mailbox      email sent by sluice: $mailbox_url/api/messages (SMTP with STARTTLS on 127.0.0.1:$SMTP_PORT)
   temporal     UI http://127.0.0.1:$TEMPORAL_UI_PORT  (frontend 127.0.0.1:$TEMPORAL_PORT, namespace default)
   tasks        $gateway_url/v1/tasks; completing one of ${SLUICE_TASKS_OWNER:-owner@example.com}'s tasks emails them
-  metrics      $gateway_url/metrics, http://127.0.0.1:$PROCESSOR_PORT/metrics, http://127.0.0.1:$TRANSFORMER_PORT/metrics, http://127.0.0.1:$NOTIFIER_PORT/metrics
+  metrics      $gateway_url/metrics, http://127.0.0.1:$PROCESSOR_PORT/metrics, http://127.0.0.1:$TRANSFORMER_PORT/metrics, http://127.0.0.1:$NOTIFIER_PORT/metrics, http://127.0.0.1:$ORCHESTRATOR_PORT/metrics
   logs         $state/log/
 These are in .sluice/dev.env:   source .sluice/dev.env
 MSG

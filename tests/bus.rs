@@ -490,6 +490,38 @@ impl v1::workflows_server::Workflows for Orchestrator {
             run_id: "run-1".into(),
         }))
     }
+    async fn describe_workflow(
+        &self,
+        _: tonic::Request<v1::DescribeWorkflowRequest>,
+    ) -> Result<tonic::Response<v1::Workflow>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "not part of the target contract",
+        ))
+    }
+    async fn signal_workflow(
+        &self,
+        _: tonic::Request<v1::SignalWorkflowRequest>,
+    ) -> Result<tonic::Response<v1::SignalWorkflowResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "not part of the target contract",
+        ))
+    }
+    async fn cancel_workflow(
+        &self,
+        _: tonic::Request<v1::CancelWorkflowRequest>,
+    ) -> Result<tonic::Response<v1::CancelWorkflowResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "not part of the target contract",
+        ))
+    }
+    async fn list_workflows(
+        &self,
+        _: tonic::Request<v1::ListWorkflowsRequest>,
+    ) -> Result<tonic::Response<v1::ListWorkflowsResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "not part of the target contract",
+        ))
+    }
 }
 
 #[tokio::test]

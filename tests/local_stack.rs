@@ -33,6 +33,8 @@ impl LocalStack {
             "SLUICE_SMTP_PORT",
             "SLUICE_SMTPS_PORT",
             "SLUICE_MAILBOX_PORT",
+            "SLUICE_ORCHESTRATOR_PORT",
+            "SLUICE_ORCHESTRATOR_GRPC_PORT",
             "SLUICE_TEMPORAL_PORT",
             "SLUICE_TEMPORAL_UI_PORT",
             "SLUICE_TEMPORAL_HTTP_PORT",
@@ -226,6 +228,7 @@ async fn make_up_brings_back_whatever_is_not_serving() {
         "SLUICE_PROCESSOR_PORT",
         "SLUICE_TRANSFORMER_PORT",
         "SLUICE_NOTIFIER_PORT",
+        "SLUICE_ORCHESTRATOR_PORT",
         "SLUICE_MAILBOX_PORT",
     ] {
         assert!(serving(&stack.port(port)).await, "{port} not serving");

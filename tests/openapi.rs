@@ -15,7 +15,9 @@ use sluice_e2e::{Stack, ADMIN_KEY};
 
 #[tokio::test]
 async fn schemathesis_finds_the_api_exactly_as_documented() {
-    let stack = Stack::start("openapi", &[]).await.unwrap();
+    let stack = Stack::start_with_workflows("openapi", &[], true)
+        .await
+        .unwrap();
     let root = sluice_testkit::repo_root();
     let st = root.join(".deps/venv/bin/st");
     assert!(st.exists(), "{} missing: run `make deps`", st.display());

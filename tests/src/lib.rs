@@ -38,6 +38,13 @@ pub struct Stack {
     pub transformer: Option<Proc>,
     /// The notifier process.
     pub notifier: Proc,
+    /// The orchestrator process, when the stack runs workflows
+    /// ([`Stack::start_with_workflows`]).
+    pub orchestrator: Option<Proc>,
+    /// Temporal's dev server, when the stack runs workflows.
+    pub temporal: Option<sluice_testkit::Temporal>,
+    /// Orchestrator admin port.
+    pub orchestrator_port: u16,
     /// Transformer admin port (`/metrics`, `/readyz`).
     pub transformer_port: u16,
     /// Transformer gRPC port.
@@ -67,7 +74,25 @@ impl Stack {
         Self::start_on(Servers::start().await?, name, extra, processor).await
     }
 
-    /// Starts the services on `servers`, the processor only if `processor`.
+    /// Starts everything with Temporal's dev server and the orchestrator
+    /// too (the processor only if `processor`).
+    pub async fn start_with_workflows(
+        name: &str,
+        extra: &[(&str, &str)],
+        processor: bool,
+    ) -> Result<Self> {
+        let servers = Servers::start().await?;
+        let temporal = sluice_testkit::Temporal::start(servers.dir.path()).await?;
+        let url = format!("http://{}", temporal.address());
+        let mut all: Vec<(&str, &str)> = vec![("SLUICE_TEMPORAL_URL", url.as_str())];
+        all.extend_from_slice(extra);
+        let mut stack = Self::start_on(servers, name, &all, processor).await?;
+        stack.temporal = Some(temporal);
+        Ok(stack)
+    }
+
+    /// Starts the services on `servers`, the processor only if `processor`;
+    /// the orchestrator too when `extra` names `SLUICE_TEMPORAL_URL`.
     pub async fn start_on(
         servers: Servers,
         name: &str,
@@ -81,7 +106,28 @@ impl Stack {
         let grpc_port = free_port();
         let notifier_port = free_port();
         let notifier_grpc_port = free_port();
+        let orchestrator_port = free_port();
+        let orchestrator_grpc_port = free_port();
         let mut env = servers.env(&prefix);
+        env.push((
+            "SLUICE_ORCHESTRATOR_LISTEN".into(),
+            format!("127.0.0.1:{orchestrator_port}"),
+        ));
+        env.push((
+            "SLUICE_ORCHESTRATOR_GRPC_LISTEN".into(),
+            format!("127.0.0.1:{orchestrator_grpc_port}"),
+        ));
+        env.push((
+            "SLUICE_ORCHESTRATOR_URL".into(),
+            format!("http://127.0.0.1:{orchestrator_grpc_port}"),
+        ));
+        // Each stack its own task queue, so a worker never takes another
+        // test's workflow.
+        env.push(("SLUICE_TEMPORAL_TASK_QUEUE".into(), prefix.clone()));
+        env.push((
+            "SLUICE_LINK_SECRET".into(),
+            "test-link-secret-of-at-least-32-characters".into(),
+        ));
         env.push((
             "SLUICE_NOTIFIER_LISTEN".into(),
             format!("127.0.0.1:{notifier_port}"),
@@ -159,6 +205,19 @@ impl Stack {
             log_dir.join("gateway.log"),
         )
         .await?;
+        let orchestrator = if env.iter().any(|(k, _)| k == "SLUICE_TEMPORAL_URL") {
+            Some(
+                start_service(
+                    "sluice-orchestrator",
+                    &env,
+                    orchestrator_port,
+                    log_dir.join("orchestrator.log"),
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
         let processor = if processor {
             Some(
                 start_service(
@@ -181,6 +240,9 @@ impl Stack {
             processor,
             transformer,
             notifier,
+            orchestrator,
+            temporal: None,
+            orchestrator_port,
             transformer_port,
             grpc_port,
             url: format!("http://127.0.0.1:{gateway_port}"),
@@ -283,7 +345,10 @@ impl Stack {
         let mut s = self.gateway.log_tail(30);
         s.push('\n');
         s.push_str(&self.notifier.log_tail(30));
-        for p in [&self.processor, &self.transformer].into_iter().flatten() {
+        for p in [&self.processor, &self.transformer, &self.orchestrator]
+            .into_iter()
+            .flatten()
+        {
             s.push('\n');
             s.push_str(&p.log_tail(30));
         }

@@ -10,6 +10,7 @@
 pub mod grpc;
 pub mod outbox;
 pub mod settle;
+pub mod tasks;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -28,7 +28,9 @@ use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::routes::rules::test as patterns;
-use crate::routes::{dlq, events, health, inventory, orders, queues, rules, tasks, topics};
+use crate::routes::{
+    dlq, events, health, inventory, orders, queues, rules, tasks, topics, workflows,
+};
 use crate::Shared;
 
 #[derive(OpenApi)]
@@ -78,6 +80,7 @@ fn link_routes() -> OpenApiRouter<Shared> {
             topics::unsubscribe_link,
             topics::unsubscribe_one_click
         ))
+        .routes(routes!(workflows::decision_page, workflows::decide))
 }
 
 fn long_poll_routes() -> OpenApiRouter<Shared> {
@@ -120,6 +123,10 @@ fn api_routes() -> OpenApiRouter<Shared> {
         .routes(routes!(topics::rotate_secret))
         .routes(routes!(tasks::create, tasks::list))
         .routes(routes!(tasks::get, tasks::update, tasks::delete))
+        .routes(routes!(workflows::list))
+        .routes(routes!(workflows::start, workflows::get))
+        .routes(routes!(workflows::signal))
+        .routes(routes!(workflows::cancel))
 }
 
 fn cors(config: &crate::config::CorsConfig) -> Option<CorsLayer> {

@@ -55,6 +55,10 @@ pub mod scope {
     pub const TASKS_READ: &str = "tasks:read";
     /// Create, change and delete tasks.
     pub const TASKS_WRITE: &str = "tasks:write";
+    /// Read and list workflows.
+    pub const WORKFLOWS_READ: &str = "workflows:read";
+    /// Start, signal and cancel workflows.
+    pub const WORKFLOWS_WRITE: &str = "workflows:write";
 }
 
 /// Who is calling, with what rights.

@@ -70,6 +70,9 @@ pub struct Config {
     /// `SLUICE_NOTIFIER_URL`: the notifier's gRPC API (topics). Default
     /// `http://127.0.0.1:9083`, where `make up` runs it.
     pub notifier_url: String,
+    /// `SLUICE_ORCHESTRATOR_URL`: the orchestrator's gRPC API (workflows).
+    /// Default `http://127.0.0.1:9084`, where `make up` runs it.
+    pub orchestrator_url: String,
     /// `SLUICE_GRPC_TIMEOUT`: deadline of every call to another service. Default 5s.
     #[serde(serialize_with = "serialize_duration")]
     pub grpc_timeout: Duration,
@@ -255,6 +258,7 @@ impl Config {
             )?,
             transformer_url: grpc_url(env, "SLUICE_TRANSFORMER_URL", "http://127.0.0.1:9082")?,
             notifier_url: grpc_url(env, "SLUICE_NOTIFIER_URL", "http://127.0.0.1:9083")?,
+            orchestrator_url: grpc_url(env, "SLUICE_ORCHESTRATOR_URL", "http://127.0.0.1:9084")?,
             grpc_timeout: env.duration("SLUICE_GRPC_TIMEOUT", Duration::from_secs(5))?,
             cors: CorsConfig::from_env(env)?,
             access_log: env.bool("SLUICE_GATEWAY_ACCESS_LOG", true)?,

@@ -30,22 +30,10 @@ where
     F: FnOnce(Option<String>) -> Fut,
     Fut: Future<Output = Result<(StatusCode, serde_json::Value), ApiError>>,
 {
-    let Some(key) = headers.get(HEADER) else {
+    let Some(key) = key_of(headers)? else {
         let (status, body) = f(None).await?;
         return Ok((status, axum::Json(body)).into_response());
     };
-    let key = key
-        .to_str()
-        .ok()
-        .filter(|k| {
-            !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..=0x7e).contains(&b))
-        })
-        .ok_or_else(|| {
-            ApiError::Invalid(sluice_model::FieldError::new(
-                "",
-                "Idempotency-Key must be 1 to 255 visible ASCII characters, no spaces",
-            ))
-        })?;
     let scoped = scoped_key(principal, route, key);
     let body_hash = hex::encode(Sha256::digest(body));
     match decide(state.store.idempotency(&scoped).await?.as_ref(), &body_hash) {
@@ -108,6 +96,26 @@ fn replay(rec: &IdempotencyRecord) -> Response {
     );
     h.insert("idempotent-replayed", HeaderValue::from_static("true"));
     res
+}
+
+/// The request's `Idempotency-Key`, checked: 1 to 255 visible ASCII
+/// characters. `None` when there is none.
+pub fn key_of(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(key) = headers.get(HEADER) else {
+        return Ok(None);
+    };
+    key.to_str()
+        .ok()
+        .filter(|k| {
+            !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..=0x7e).contains(&b))
+        })
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::Invalid(sluice_model::FieldError::new(
+                "",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters, no spaces",
+            ))
+        })
 }
 
 #[cfg(test)]

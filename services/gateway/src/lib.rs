@@ -17,6 +17,7 @@ pub mod error;
 pub mod idempotency;
 pub mod notifier;
 pub mod openapi;
+pub mod orchestrator;
 pub mod routes;
 pub mod throttle;
 pub mod transformer;
@@ -50,6 +51,8 @@ pub struct State {
     pub transformer: transformer::Transformer,
     /// The notifier's API.
     pub notifier: notifier::Notifier,
+    /// The orchestrator's workflows API.
+    pub orchestrator: orchestrator::Orchestrator,
     /// Which buses exist.
     pub buses: buses::BusCache,
 }
@@ -72,10 +75,14 @@ pub async fn run(
         .context("SLUICE_TRANSFORMER_URL")?;
     let notifier = notifier::Notifier::new(&config.notifier_url, config.grpc_timeout)
         .context("SLUICE_NOTIFIER_URL")?;
+    let orchestrator =
+        orchestrator::Orchestrator::new(&config.orchestrator_url, config.grpc_timeout)
+            .context("SLUICE_ORCHESTRATOR_URL")?;
     let state: Shared = Arc::new(State {
         auth: auth::Authenticator::new(&config),
         transformer,
         notifier,
+        orchestrator,
         buses: buses::BusCache::default(),
         throttle: throttle::Throttle::new(config.rate_per_second, config.burst),
         config,

@@ -9,6 +9,7 @@ pub mod queues;
 pub mod rules;
 pub mod tasks;
 pub mod topics;
+pub mod workflows;
 
 use async_nats::HeaderMap;
 

@@ -16,9 +16,8 @@ use axum::{Extension, Json};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use sluice_bus::subjects;
 use sluice_model::ids::{check_client_id, new_id};
-use sluice_model::task::{self, ChangeError, NewTask, Status, Task, TaskChange, TASK_DELETED};
+use sluice_model::task::{self, NewTask, Status, Task, TaskChange, TASK_DELETED};
 use sluice_store::tasks::{Cursor, OutboxEntry, StoredTask, TaskQuery};
 use sluice_store::Store;
 use time::OffsetDateTime;
@@ -37,13 +36,16 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-fn entry(state: &Shared, kind: &str, t: &Task) -> OutboxEntry {
-    let e = task::event(kind, t, &state.config.account, &state.config.region);
-    OutboxEntry {
-        subject: subjects::bus(&e.source, &e.detail_type),
-        id: e.id.clone(),
-        payload: String::from_utf8(e.to_bytes()).unwrap_or_default(),
+fn origin(state: &Shared) -> sluice_runtime::tasks::Origin {
+    sluice_runtime::tasks::Origin {
+        account: state.config.account.clone(),
+        region: state.config.region.clone(),
+        ttl: time::Duration::try_from(state.config.tasks_ttl).unwrap_or(time::Duration::DAY),
     }
+}
+
+fn entry(state: &Shared, kind: &str, t: &Task) -> OutboxEntry {
+    sluice_runtime::tasks::entry(&origin(state), kind, t)
 }
 
 /// A test hook: `SLUICE_CRASH_AT=<point>` makes the gateway abort there, as
@@ -96,14 +98,7 @@ fn if_match(headers: &HeaderMap) -> Option<Option<u64>> {
 }
 
 fn live(stored: Option<StoredTask>) -> Option<StoredTask> {
-    let now = rfc3339(OffsetDateTime::now_utc());
-    stored.filter(|s| {
-        !s.deleted
-            && s.task
-                .expires_at
-                .as_deref()
-                .is_none_or(|at| at > now.as_str())
-    })
+    sluice_runtime::tasks::live(stored)
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -186,57 +181,35 @@ pub async fn update(
     if check_client_id(&id).is_err() {
         return Err(not_found(&id));
     }
-    let wanted = if_match(&headers);
-    let ttl = time::Duration::try_from(state.config.tasks_ttl).unwrap_or(time::Duration::DAY);
-    for _ in 0..ATTEMPTS {
-        let stored = live(state.store.stored_task(&id).await?).ok_or_else(|| not_found(&id))?;
-        let current = stored.task.version;
-        if let Some(Some(v)) = wanted {
-            if v != current {
-                return Err(precondition(&id, current));
+    use sluice_runtime::tasks::Refused;
+    match sluice_runtime::tasks::change(
+        &state.store,
+        &origin(&state),
+        &id,
+        &change,
+        if_match(&headers),
+    )
+    .await
+    {
+        Ok(changed) => {
+            if !changed.outbox.is_empty() {
+                publish(&state, &id, changed.task.version, &changed.outbox, false).await;
+                metrics::counter!("sluice.gateway.tasks.written", "op" => "update").increment(1);
             }
+            Ok(with_etag(StatusCode::OK, changed.task))
         }
-        let now = OffsetDateTime::now_utc();
-        let next = match change.apply(&stored.task, now, ttl) {
-            Ok(Some(next)) => next,
-            Ok(None) => return Ok(with_etag(StatusCode::OK, stored.task)),
-            Err(ChangeError::Invalid(f)) => return Err(f.into()),
-            Err(ChangeError::Final(s)) => {
-                return Err(ApiError::Conflict(format!(
-                    "task {id:?} is {}: it can no longer change",
-                    s.as_str()
-                )))
-            }
-        };
-        let mut outbox = stored.outbox.clone();
-        outbox.extend(
-            task::events_of(Some(&stored.task), &next)
-                .into_iter()
-                .map(|k| entry(&state, k, &next)),
-        );
-        if state
-            .store
-            .replace_task(&next, current, &outbox, &rfc3339(now))
-            .await?
-        {
-            publish(&state, &id, next.version, &outbox, false).await;
-            metrics::counter!("sluice.gateway.tasks.written", "op" => "update").increment(1);
-            return Ok(with_etag(StatusCode::OK, next));
-        }
-        if wanted.is_some() {
-            // Changed under us: the client's version is no longer current.
-            let now_at = state
-                .store
-                .stored_task(&id)
-                .await?
-                .map(|s| s.task.version)
-                .unwrap_or(current);
-            return Err(precondition(&id, now_at));
-        }
+        Err(Refused::NotFound(_)) => Err(not_found(&id)),
+        Err(Refused::Precondition(current)) => Err(precondition(&id, current)),
+        Err(Refused::Invalid(f)) => Err(f.into()),
+        Err(Refused::Final(s)) => Err(ApiError::Conflict(format!(
+            "task {id:?} is {}: it can no longer change",
+            s.as_str()
+        ))),
+        Err(Refused::Busy) => Err(ApiError::Conflict(format!(
+            "task {id:?} keeps changing; read it and retry with If-Match"
+        ))),
+        Err(Refused::Store(e)) => Err(e.into()),
     }
-    Err(ApiError::Conflict(format!(
-        "task {id:?} keeps changing; read it and retry with If-Match"
-    )))
 }
 
 /// Deletes a task (with `If-Match`, only at that version). A

@@ -1,0 +1,388 @@
+//! `sluice.v1.Workflows` on Temporal: start (a workflow id started twice
+//! starts once: ALREADY_EXISTS), describe, signal, cancel, list. Every
+//! call runs in a span that continues the caller's trace.
+
+use std::time::SystemTime;
+
+use futures::StreamExt as _;
+use sluice_proto::v1;
+use sluice_proto::v1::workflows_server::{Workflows, WorkflowsServer};
+use sluice_runtime::grpc::{AdminError, AdminResult, Violation};
+use temporalio_client::errors::{
+    WorkflowGetResultError, WorkflowInteractionError, WorkflowStartError,
+};
+use temporalio_client::{
+    UntypedWorkflow, WorkflowCancelOptions, WorkflowDescribeOptions, WorkflowExecutionStatus,
+    WorkflowGetResultOptions, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowListOptions,
+    WorkflowSignalOptions, WorkflowStartOptions,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+use tower_http::trace::TraceLayer;
+
+use crate::approval::{self, Approval};
+use crate::Shared;
+
+/// The workflow types this orchestrator runs.
+pub const TYPES: &[&str] = &[approval::TYPE];
+
+/// Most workflows one list returns.
+pub const MAX_LIST: u32 = 100;
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct WorkflowsApi {
+    /// Shared state.
+    pub state: Shared,
+}
+
+/// Serves until `shutdown`; health turns NOT_SERVING first.
+pub async fn serve(
+    state: Shared,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<WorkflowsServer<WorkflowsApi>>().await;
+    let stop = shutdown.clone();
+    let draining = async move {
+        stop.cancelled().await;
+        health
+            .set_not_serving::<WorkflowsServer<WorkflowsApi>>()
+            .await;
+    };
+    tonic::transport::Server::builder()
+        .timeout(sluice_runtime::grpc::SERVER_TIMEOUT)
+        .layer(
+            TraceLayer::new_for_grpc()
+                .make_span_with(sluice_runtime::grpc::span_for("orchestrator"))
+                .on_failure(()),
+        )
+        .add_service(health_service)
+        .add_service(WorkflowsServer::new(WorkflowsApi { state }))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), draining)
+        .await?;
+    Ok(())
+}
+
+fn status_name(s: WorkflowExecutionStatus) -> &'static str {
+    match s {
+        WorkflowExecutionStatus::Running => "RUNNING",
+        WorkflowExecutionStatus::Completed => "COMPLETED",
+        WorkflowExecutionStatus::Failed => "FAILED",
+        WorkflowExecutionStatus::Canceled => "CANCELED",
+        WorkflowExecutionStatus::Terminated => "TERMINATED",
+        WorkflowExecutionStatus::ContinuedAsNew => "CONTINUED_AS_NEW",
+        WorkflowExecutionStatus::TimedOut => "TIMED_OUT",
+        WorkflowExecutionStatus::Paused => "PAUSED",
+        _ => "UNKNOWN",
+    }
+}
+
+/// The visibility query value of a status name.
+fn status_query(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "RUNNING" => "Running",
+        "COMPLETED" => "Completed",
+        "FAILED" => "Failed",
+        "CANCELED" => "Canceled",
+        "TERMINATED" => "Terminated",
+        "TIMED_OUT" => "TimedOut",
+        "CONTINUED_AS_NEW" => "ContinuedAsNew",
+        _ => return None,
+    })
+}
+
+fn rfc3339(t: Option<SystemTime>) -> String {
+    t.map(time::OffsetDateTime::from)
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn no_workflow(id: &str) -> AdminError {
+    AdminError::NotFound(format!("no workflow with id {id:?}"))
+}
+
+fn interaction(id: &str, e: WorkflowInteractionError) -> AdminError {
+    match e {
+        WorkflowInteractionError::NotFound(_) => no_workflow(id),
+        WorkflowInteractionError::Rpc(s)
+            if matches!(
+                s.code(),
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+            ) =>
+        {
+            AdminError::Unavailable(format!("Temporal: {}", s.message()))
+        }
+        other => AdminError::Internal(format!("Temporal: {other}")),
+    }
+}
+
+/// The approval input: from a TaskCreated event (as a rule's `workflow`
+/// target sends it) or a task given directly (`{"taskId", "title"}`).
+fn approval_input(
+    state: &crate::State,
+    workflow_id: &str,
+    input: &str,
+) -> Result<approval::Input, Violation> {
+    let value: serde_json::Value = if input.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(input)
+            .map_err(|e| Violation::new("/input", format!("is not JSON: {e}")))?
+    };
+    let task = value.get("detail").unwrap_or(&value);
+    let text = |field: &str| {
+        task.get(field)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    };
+    let task_id = text("taskId").ok_or_else(|| {
+        Violation::new(
+            "/input/taskId",
+            "an approval needs the task: a TaskCreated event or {\"taskId\", \"title\"}",
+        )
+    })?;
+    sluice_model::ids::check_client_id(&task_id).map_err(|e| Violation::new("/input/taskId", e))?;
+    Ok(approval::Input {
+        workflow_id: workflow_id.to_string(),
+        task_id,
+        title: text("title").unwrap_or_default(),
+        owner: text("userId").unwrap_or_default(),
+        approvers: state.config.approvers.clone(),
+        round_timeout_seconds: state.config.approval_timeout.as_secs().max(1),
+    })
+}
+
+impl WorkflowsApi {
+    async fn describe(&self, id: &str) -> AdminResult<v1::Workflow> {
+        if sluice_model::ids::check_client_id(id).is_err() {
+            return Err(no_workflow(id));
+        }
+        let client = &self.state.temporal.client;
+        let handle = client.get_workflow_handle::<UntypedWorkflow>(id);
+        let d = handle
+            .describe(WorkflowDescribeOptions::default())
+            .await
+            .map_err(|e| interaction(id, e))?;
+        let mut w = v1::Workflow {
+            workflow_id: id.to_string(),
+            run_id: d.run_id().to_string(),
+            workflow_type: d.workflow_type().to_string(),
+            status: status_name(d.status()).into(),
+            started_at: rfc3339(d.start_time()),
+            closed_at: rfc3339(d.close_time()),
+            ..Default::default()
+        };
+        if d.status() != WorkflowExecutionStatus::Running && w.workflow_type == approval::TYPE {
+            let typed = client.get_workflow_handle::<Approval>(id);
+            match typed.get_result(WorkflowGetResultOptions::default()).await {
+                Ok(out) => w.result = serde_json::to_string(&out).unwrap_or_default(),
+                Err(WorkflowGetResultError::Failed(f)) => w.error = f.to_string(),
+                Err(WorkflowGetResultError::Cancelled { .. }) => w.error = "canceled".into(),
+                Err(WorkflowGetResultError::Terminated { .. }) => w.error = "terminated".into(),
+                Err(WorkflowGetResultError::TimedOut) => w.error = "timed out".into(),
+                Err(e) => w.error = e.to_string(),
+            }
+        }
+        Ok(w)
+    }
+}
+
+#[tonic::async_trait]
+impl Workflows for WorkflowsApi {
+    async fn start_workflow(
+        &self,
+        request: Request<v1::StartWorkflowRequest>,
+    ) -> Result<Response<v1::StartWorkflowResponse>, Status> {
+        let req = request.into_inner();
+        if !TYPES.contains(&req.workflow_type.as_str()) {
+            return Err(AdminError::NotFound(format!(
+                "no workflow type {:?}; there are {TYPES:?}",
+                req.workflow_type
+            ))
+            .into());
+        }
+        let id = if req.workflow_id.is_empty() {
+            sluice_model::ids::new_id()
+        } else {
+            sluice_model::ids::check_client_id(&req.workflow_id)
+                .map_err(|e| AdminError::Invalid(Violation::new("/workflow_id", e)))?;
+            req.workflow_id.clone()
+        };
+        let input = approval_input(&self.state, &id, &req.input).map_err(AdminError::from)?;
+        let options = WorkflowStartOptions::new(self.state.config.task_queue.clone(), id.clone())
+            .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
+            .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
+            .build();
+        match self
+            .state
+            .temporal
+            .client
+            .start_workflow(Approval::run, input, options)
+            .await
+        {
+            Ok(handle) => {
+                metrics::counter!("sluice.orchestrator.started", "type" => req.workflow_type.clone())
+                    .increment(1);
+                tracing::info!(workflow_id = %id, workflow_type = %req.workflow_type,
+                    origin = %req.origin, "workflow started");
+                Ok(Response::new(v1::StartWorkflowResponse {
+                    workflow_id: id,
+                    run_id: handle.run_id().unwrap_or_default().to_string(),
+                }))
+            }
+            Err(WorkflowStartError::AlreadyStarted { .. }) => Err(Status::already_exists(format!(
+                "workflow {id:?} was started already"
+            ))),
+            Err(e) => Err(AdminError::Unavailable(format!("Temporal: {e}")).into()),
+        }
+    }
+
+    async fn describe_workflow(
+        &self,
+        request: Request<v1::DescribeWorkflowRequest>,
+    ) -> Result<Response<v1::Workflow>, Status> {
+        let id = request.into_inner().workflow_id;
+        Ok(Response::new(self.describe(&id).await?))
+    }
+
+    async fn signal_workflow(
+        &self,
+        request: Request<v1::SignalWorkflowRequest>,
+    ) -> Result<Response<v1::SignalWorkflowResponse>, Status> {
+        let req = request.into_inner();
+        let w = self.describe(&req.workflow_id).await?;
+        if w.workflow_type != approval::TYPE || req.name != approval::SIGNAL {
+            return Err(AdminError::Invalid(Violation::new(
+                "/name",
+                format!(
+                    "a {} workflow takes no signal {:?}",
+                    w.workflow_type, req.name
+                ),
+            ))
+            .into());
+        }
+        let decision: approval::Decision = serde_json::from_str(&req.input).map_err(|e| {
+            AdminError::Invalid(Violation::new(
+                "/input",
+                format!("expected {{\"approve\": true|false, \"by\"?: \"...\"}}: {e}"),
+            ))
+        })?;
+        if !req.token.is_empty()
+            && !self
+                .state
+                .links
+                .verify(&req.workflow_id, decision.approve, &req.token)
+        {
+            // A wrong token learns nothing more than a missing workflow.
+            return Err(no_workflow(&req.workflow_id).into());
+        }
+        if w.status != "RUNNING" {
+            return Err(AdminError::Conflict(format!(
+                "workflow {:?} is {}: it takes no more signals",
+                req.workflow_id, w.status
+            ))
+            .into());
+        }
+        let handle = self
+            .state
+            .temporal
+            .client
+            .get_workflow_handle::<Approval>(req.workflow_id.clone());
+        handle
+            .signal(Approval::decide, decision, WorkflowSignalOptions::default())
+            .await
+            .map_err(|e| interaction(&req.workflow_id, e))?;
+        metrics::counter!("sluice.orchestrator.signals", "type" => w.workflow_type).increment(1);
+        Ok(Response::new(v1::SignalWorkflowResponse {}))
+    }
+
+    async fn cancel_workflow(
+        &self,
+        request: Request<v1::CancelWorkflowRequest>,
+    ) -> Result<Response<v1::CancelWorkflowResponse>, Status> {
+        let req = request.into_inner();
+        let w = self.describe(&req.workflow_id).await?;
+        if w.status != "RUNNING" {
+            return Err(AdminError::Conflict(format!(
+                "workflow {:?} is {}: there is nothing to cancel",
+                req.workflow_id, w.status
+            ))
+            .into());
+        }
+        let handle = self
+            .state
+            .temporal
+            .client
+            .get_workflow_handle::<UntypedWorkflow>(req.workflow_id.clone());
+        let reason = if req.reason.is_empty() {
+            "canceled through the Workflows API".to_string()
+        } else {
+            req.reason.clone()
+        };
+        handle
+            .cancel(WorkflowCancelOptions::builder().reason(reason).build())
+            .await
+            .map_err(|e| interaction(&req.workflow_id, e))?;
+        Ok(Response::new(v1::CancelWorkflowResponse {}))
+    }
+
+    async fn list_workflows(
+        &self,
+        request: Request<v1::ListWorkflowsRequest>,
+    ) -> Result<Response<v1::ListWorkflowsResponse>, Status> {
+        let req = request.into_inner();
+        let limit = match req.limit {
+            0 => 50,
+            n if n <= MAX_LIST => n,
+            _ => {
+                return Err(AdminError::Invalid(Violation::new(
+                    "/limit",
+                    format!("must be 1 to {MAX_LIST}"),
+                ))
+                .into())
+            }
+        };
+        let mut clauses = Vec::new();
+        if !req.workflow_type.is_empty() {
+            // Its alphabet keeps the query a query (no quotes).
+            sluice_model::names::check_workflow_type(&req.workflow_type)
+                .map_err(|e| AdminError::Invalid(Violation::new("/type", e)))?;
+            clauses.push(format!("WorkflowType = '{}'", req.workflow_type));
+        }
+        if !req.status.is_empty() {
+            let s = status_query(&req.status).ok_or_else(|| {
+                AdminError::Invalid(Violation::new(
+                    "/status",
+                    "must be RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED or TIMED_OUT",
+                ))
+            })?;
+            clauses.push(format!("ExecutionStatus = '{s}'"));
+        }
+        let query = clauses.join(" AND ");
+        let mut stream = self.state.temporal.client.list_workflows(
+            query,
+            WorkflowListOptions::builder().limit(limit as usize).build(),
+        );
+        let mut workflows = Vec::new();
+        while let Some(e) = stream.next().await {
+            let e = e.map_err(|e| AdminError::Unavailable(format!("Temporal: {e}")))?;
+            workflows.push(v1::Workflow {
+                workflow_id: e.id().to_string(),
+                run_id: e.run_id().to_string(),
+                workflow_type: e.workflow_type().to_string(),
+                status: status_name(e.status()).into(),
+                started_at: rfc3339(e.start_time()),
+                closed_at: rfc3339(e.close_time()),
+                ..Default::default()
+            });
+        }
+        Ok(Response::new(v1::ListWorkflowsResponse { workflows }))
+    }
+}

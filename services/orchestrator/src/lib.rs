@@ -1,0 +1,194 @@
+//! The orchestrator: sluice's Step Functions, on Temporal. It is a
+//! Temporal worker running sluice's workflows and their activities, and
+//! serves the `Workflows` gRPC API (the gateway's `/v1/workflows`, the
+//! transformer's `workflow` targets) that starts, describes, signals,
+//! cancels and lists them. Temporal keeps every workflow's history, so a
+//! workflow survives any worker crash: another worker (or this one,
+//! restarted) replays it and carries on.
+//!
+//! - `approval`: the tasks app's approval workflow and its activities.
+//! - `grpc`: the `Workflows` API.
+//! - `links`: signed approval links.
+//! - `app`: the admin endpoints.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod approval;
+pub mod config;
+pub mod grpc;
+pub mod links;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sluice_bus::Bus;
+use sluice_runtime::{Backends, Tables};
+use sluice_store::Store;
+use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
+use temporalio_sdk::{Worker, WorkerOptions};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+/// Temporal, as the orchestrator reaches it.
+#[derive(Clone)]
+pub struct Temporal {
+    /// The client (namespace set).
+    pub client: Client,
+    namespace: String,
+}
+
+impl std::fmt::Debug for Temporal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Temporal")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Temporal {
+    /// Connects (once; the caller retries).
+    pub async fn connect(url: &str, namespace: &str) -> anyhow::Result<Self> {
+        let url = Url::parse(url).context("SLUICE_TEMPORAL_URL")?;
+        let connection = Connection::connect(
+            ConnectionOptions::new(url)
+                .identity(format!("sluice-orchestrator@{}", std::process::id()))
+                .build(),
+        )
+        .await
+        .context("connecting to Temporal")?;
+        let client = Client::new(
+            connection,
+            ClientOptions::new(namespace.to_string()).build(),
+        )
+        .context("a Temporal client")?;
+        Ok(Self {
+            client,
+            namespace: namespace.to_string(),
+        })
+    }
+
+    /// Whether Temporal answers for the namespace.
+    pub async fn describe_namespace(&self) -> Result<(), String> {
+        self.client
+            .count_workflows("", Default::default())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// State shared by the API and the admin endpoints.
+#[derive(Debug)]
+pub struct State {
+    /// Configuration.
+    pub config: Config,
+    /// JetStream.
+    pub bus: Bus,
+    /// The store.
+    pub store: Store,
+    /// Temporal.
+    pub temporal: Temporal,
+    /// Approval link signing.
+    pub links: links::Links,
+}
+
+/// Shared handle on [`State`].
+pub type Shared = Arc<State>;
+
+/// Connects, runs the worker and serves the admin endpoints on `listener`
+/// and the gRPC API on its own address until `shutdown`; then lets the
+/// running activities finish (up to `SLUICE_ORCHESTRATOR_SHUTDOWN_TIMEOUT`).
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let grpc_listener = TcpListener::bind(config.grpc_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (SLUICE_ORCHESTRATOR_GRPC_LISTEN)",
+                config.grpc_listen
+            )
+        })?;
+    let Backends { bus, store } =
+        Backends::connect("orchestrator", &config.common, Tables::Wait, &shutdown).await?;
+    let temporal = loop {
+        match Temporal::connect(&config.temporal_url, &config.namespace).await {
+            Ok(t) => break t,
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), url = %config.temporal_url,
+                    "Temporal does not answer yet; will retry");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    };
+    if config.link_secret.is_none() {
+        tracing::warn!(
+            "SLUICE_LINK_SECRET is not set: approval links are signed with a key of this process and stop working when it restarts"
+        );
+    }
+    let links = links::Links::new(config.link_secret.as_deref(), &config.public_url);
+    let state: Shared = Arc::new(State {
+        links: links.clone(),
+        temporal: temporal.clone(),
+        config,
+        bus: bus.clone(),
+        store: store.clone(),
+    });
+
+    let activities = approval::ApprovalActivities {
+        bus,
+        store,
+        origin: sluice_runtime::tasks::Origin {
+            account: state.config.account.clone(),
+            region: state.config.region.clone(),
+            ttl: time::Duration::try_from(state.config.tasks_ttl).unwrap_or(time::Duration::DAY),
+        },
+        links,
+        topic: state.config.approval_topic.clone(),
+    };
+    let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())
+        .map_err(|e| anyhow::anyhow!("the Temporal worker runtime: {e}"))?;
+    let options = WorkerOptions::new(state.config.task_queue.clone())
+        .graceful_shutdown_period(state.config.shutdown_timeout)
+        .register_workflow::<approval::Approval>()
+        .map_err(|e| anyhow::anyhow!("registering the workflows: {e}"))?
+        .register_activities(activities)
+        .build();
+    let mut worker = Worker::new(&runtime, temporal.client.clone(), options)
+        .map_err(|e| anyhow::anyhow!("the Temporal worker: {e}"))?;
+    let stop_worker = worker.shutdown_handle();
+
+    let admin = axum::serve(listener, app::app(state.clone()))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let admin = tokio::spawn(async move { admin.await });
+    let grpc = tokio::spawn(grpc::serve(state.clone(), grpc_listener, shutdown.clone()));
+    tracing::info!(task_queue = %state.config.task_queue, "running workflows");
+    // The worker's future is not Send (workflows run on a local set), so
+    // it runs here rather than on a spawned task.
+    let worked = {
+        let run = worker.run();
+        tokio::pin!(run);
+        tokio::select! {
+            r = &mut run => r,
+            _ = shutdown.cancelled() => {
+                stop_worker();
+                run.await
+            }
+        }
+    };
+    shutdown.cancel();
+    let served = grpc.await;
+    let _ = admin.await;
+    worked.map_err(|e| anyhow::anyhow!("the Temporal worker stopped: {e}"))?;
+    served.context("the Workflows API")??;
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! `sluice-orchestrator`: config, telemetry, listener, then [`sluice_orchestrator::run`] until SIGTERM.
+
+#[tokio::main]
+async fn main() {
+    sluice_runtime::main(
+        "orchestrator",
+        sluice_orchestrator::Config::from_env,
+        sluice_orchestrator::run,
+    )
+    .await
+}

@@ -1,0 +1,50 @@
+//! Determinism: histories recorded from real runs of each workflow
+//! (`tests/histories/*.json`, recorded by the end-to-end workflow tests
+//! with `SLUICE_RECORD_HISTORIES`) replay against the workflow code as it
+//! is now. A change that would make a running workflow take another path
+//! on replay fails here, in `make test`, not in production.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use sluice_orchestrator::approval::Approval;
+use temporalio_client::WorkflowHistory;
+use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+
+#[tokio::test]
+async fn recorded_histories_replay_against_the_current_code() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/histories");
+    let mut replayed = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let history = WorkflowHistory::from_json(&std::fs::read(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let replayer = WorkflowReplayer::new(
+            WorkflowReplayerOptions::new()
+                .register_workflow::<Approval>()
+                .unwrap()
+                .build(),
+        )
+        .unwrap();
+        replayer
+            .replay_workflow(history)
+            .await
+            .unwrap_or_else(|e| panic!("{} no longer replays: {e}", path.display()));
+        replayed.push(path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    replayed.sort();
+    assert_eq!(
+        replayed,
+        [
+            "approval-cancel.json",
+            "approval-link.json",
+            "approval-signal.json",
+            "approval-timeout.json"
+        ],
+        "every recorded history"
+    );
+}
