@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use sluice_e2e::receiver::Receiver;
@@ -461,91 +461,21 @@ async fn a_topic_target_publishes_to_the_topics_subscribers() {
     assert_eq!(m["attributes"]["sequence_number"], n["SequenceNumber"]);
 }
 
-/// The orchestrator's side of the `workflow` target contract.
-#[derive(Default, Clone)]
-struct Orchestrator {
-    starts: Arc<Mutex<Vec<v1::StartWorkflowRequest>>>,
-}
-
-#[tonic::async_trait]
-impl v1::workflows_server::Workflows for Orchestrator {
-    async fn start_workflow(
-        &self,
-        request: tonic::Request<v1::StartWorkflowRequest>,
-    ) -> Result<tonic::Response<v1::StartWorkflowResponse>, tonic::Status> {
-        let req = request.into_inner();
-        let mut starts = self.starts.lock().unwrap();
-        let repeat = starts.iter().any(|s| s.workflow_id == req.workflow_id);
-        let id = req.workflow_id.clone();
-        starts.push(req);
-        if repeat {
-            return Err(tonic::Status::already_exists("running"));
-        }
-        if starts.len() == 1 {
-            // The first call fails as an orchestrator in trouble would.
-            return Err(tonic::Status::unavailable("starting up"));
-        }
-        Ok(tonic::Response::new(v1::StartWorkflowResponse {
-            workflow_id: id,
-            run_id: "run-1".into(),
-        }))
-    }
-    async fn describe_workflow(
-        &self,
-        _: tonic::Request<v1::DescribeWorkflowRequest>,
-    ) -> Result<tonic::Response<v1::Workflow>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "not part of the target contract",
-        ))
-    }
-    async fn signal_workflow(
-        &self,
-        _: tonic::Request<v1::SignalWorkflowRequest>,
-    ) -> Result<tonic::Response<v1::SignalWorkflowResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "not part of the target contract",
-        ))
-    }
-    async fn cancel_workflow(
-        &self,
-        _: tonic::Request<v1::CancelWorkflowRequest>,
-    ) -> Result<tonic::Response<v1::CancelWorkflowResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "not part of the target contract",
-        ))
-    }
-    async fn list_workflows(
-        &self,
-        _: tonic::Request<v1::ListWorkflowsRequest>,
-    ) -> Result<tonic::Response<v1::ListWorkflowsResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "not part of the target contract",
-        ))
-    }
-}
-
 #[tokio::test]
 async fn a_workflow_target_starts_the_workflow_once_per_delivery() {
-    let orchestrator = Orchestrator::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(v1::workflows_server::WorkflowsServer::new(
-                orchestrator.clone(),
-            ))
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
-    let stack = Stack::start(
+    let mut stack = Stack::start_with_workflows(
         "busflow",
         &[
-            ("SLUICE_ORCHESTRATOR_URL", &url),
             ("SLUICE_TRANSFORMER_RETRY_BASE", "100ms"),
             ("SLUICE_TRANSFORMER_RETRY_MAX_DELAY", "200ms"),
         ],
+        true,
     )
     .await
     .unwrap();
+    // The orchestrator is down when the event comes: its delivery waits
+    // in the target's retries until it is back.
+    stack.kill_orchestrator().await;
     put_rule(
         &stack,
         "default",
@@ -554,27 +484,61 @@ async fn a_workflow_target_starts_the_workflow_once_per_delivery() {
                "targets": [{"type": "workflow", "id": "wf", "workflow_type": "approval", "input_path": "$.detail"}]}),
     )
     .await;
-    let event_id = post_event(&stack, &event("shop", 7)).await;
+    let event_id = post_event(
+        &stack,
+        &json!({"source": "shop", "detail-type": "Tick", "detail": {"taskId": "task-7", "title": "Seven"}}),
+    )
+    .await;
+    let delivery_id = sluice_model::ids::derive_id(&event_id, "delivery/default/approve/wf");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        stack.stream_messages("DLQ").await,
+        0,
+        "retried, not dead-lettered"
+    );
+    stack.start_orchestrator().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let w = loop {
+        let (code, w) = stack.get(&format!("/v1/workflows/{delivery_id}")).await;
+        if code == 200 {
+            break w;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "workflow not started: {w}\n{}",
+            stack.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(w["workflow_type"], "approval");
+    assert_eq!(w["status"], "RUNNING", "waiting for its approver: {w}");
+    // The delivery id is the workflow id: the same delivery again (a
+    // transformer that retries after a lost answer) starts nothing new.
+    let mut client = v1::workflows_client::WorkflowsClient::connect(stack.orchestrator_url())
+        .await
+        .unwrap();
+    let again = client
+        .start_workflow(v1::StartWorkflowRequest {
+            workflow_type: "approval".into(),
+            workflow_id: delivery_id.clone(),
+            input: json!({"taskId": "task-7"}).to_string(),
+            origin: "bus/default/rule/approve/target/wf".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), tonic::Code::AlreadyExists);
     assert_eventually!(
-        orchestrator.starts.lock().unwrap().len() >= 2,
-        "workflow not started (after one retry)\n{}",
+        stack.stream_messages("DELIVERIES").await == 0,
+        "the delivery was not settled\n{}",
         stack.logs()
     );
-    let starts = orchestrator.starts.lock().unwrap().clone();
-    let first = &starts[0];
-    assert_eq!(first.workflow_type, "approval");
+    assert_eq!(stack.stream_messages("DLQ").await, 0);
+    let (_, list) = stack.get("/v1/workflows?type=approval").await;
     assert_eq!(
-        serde_json::from_str::<Value>(&first.input).unwrap(),
-        json!({"n": 7, "sku": "SKU-7"})
+        list["workflows"].as_array().map(Vec::len),
+        Some(1),
+        "{list}"
     );
-    assert_eq!(first.origin, "bus/default/rule/approve/target/wf");
-    assert_eq!(
-        starts[1].workflow_id, first.workflow_id,
-        "a retry starts the same workflow id"
-    );
-    assert_eq!(stack.stream_messages("DELIVERIES").await, 0);
-    assert_eq!(stack.stream_messages("DLQ").await, 0, "{event_id}");
-    server.abort();
 }
 
 #[tokio::test]

@@ -10,13 +10,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sluice_e2e::Stack;
-use sluice_orchestrator::approval::Approval;
 use sluice_testkit::Mailbox;
 use temporalio_client::{
     Client, ClientOptions, Connection, ConnectionOptions, UntypedWorkflow,
     WorkflowFetchHistoryOptions, WorkflowHistory,
 };
-use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 
 const FIRST: &str = "first@example.com";
 const SECOND: &str = "second@example.com";
@@ -307,14 +305,8 @@ async fn approvals_are_decided_by_link_or_signal_or_escalated_then_rejected() {
             .to_json()
             .await
             .unwrap();
-        let replayer = WorkflowReplayer::new(
-            WorkflowReplayerOptions::new()
-                .register_workflow::<Approval>()
-                .unwrap()
-                .build(),
-        )
-        .unwrap();
-        replayer
+        sluice_orchestrator::replayer()
+            .unwrap()
             .replay_workflow(WorkflowHistory::from_json(&json).unwrap())
             .await
             .unwrap_or_else(|e| panic!("{label}: {e}"));

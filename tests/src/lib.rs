@@ -264,6 +264,37 @@ impl Stack {
         Ok(())
     }
 
+    /// Starts (again) the orchestrator.
+    pub async fn start_orchestrator(&mut self) -> Result<()> {
+        let log = self.servers.dir.path().join("orchestrator.log");
+        self.orchestrator = Some(
+            start_service(
+                "sluice-orchestrator",
+                &self.env,
+                self.orchestrator_port,
+                log,
+            )
+            .await?,
+        );
+        Ok(())
+    }
+
+    /// SIGKILLs the orchestrator.
+    pub async fn kill_orchestrator(&mut self) {
+        if let Some(mut p) = self.orchestrator.take() {
+            p.kill().await;
+        }
+    }
+
+    /// The orchestrator's gRPC address.
+    pub fn orchestrator_url(&self) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "SLUICE_ORCHESTRATOR_URL")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
     /// SIGKILLs the processor.
     pub async fn kill_processor(&mut self) {
         if let Some(mut p) = self.processor.take() {

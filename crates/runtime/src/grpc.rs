@@ -130,6 +130,50 @@ pub fn span_for(
     }
 }
 
+/// Serves `routes` (the service's gRPC services, named `names` for the
+/// standard health service) on `listener` until `shutdown`. Health turns
+/// NOT_SERVING first, so balancers stop sending calls while the last ones
+/// finish. Every call runs in [`span_for`]`(service)` and is bounded by
+/// [`SERVER_TIMEOUT`]; failures are logged where they are understood (an
+/// internal fault by the error mapping), so a NOT_FOUND is no error line.
+pub async fn serve(
+    service: &'static str,
+    names: &[&'static str],
+    routes: tonic::service::Routes,
+    listener: tokio::net::TcpListener,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    use tonic_health::ServingStatus;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in names {
+        health
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
+    }
+    let names = names.to_vec();
+    let draining = async move {
+        shutdown.cancelled().await;
+        for name in names {
+            health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+    };
+    tonic::transport::Server::builder()
+        .timeout(SERVER_TIMEOUT)
+        .layer(
+            tower_http::trace::TraceLayer::new_for_grpc()
+                .make_span_with(span_for(service))
+                .on_failure(()),
+        )
+        .add_routes(routes.add_service(health_service))
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            draining,
+        )
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use sluice_proto::v1::workflows_client::WorkflowsClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::error::ApiError;
 
@@ -19,10 +19,7 @@ pub struct Orchestrator {
 impl Orchestrator {
     /// A client of the orchestrator at `url` (no connection is made yet).
     pub fn new(url: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(url.to_string())?
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_keepalive(Some(Duration::from_secs(30)))
-            .connect_lazy();
+        let channel = crate::transformer::lazy_channel(url)?;
         Ok(Self {
             workflows: WorkflowsClient::new(channel),
             timeout,

@@ -22,13 +22,19 @@ pub struct Transformer {
     timeout: Duration,
 }
 
+/// A channel to the service at `url` that connects on first use (and
+/// again after a failure), so the gateway starts whatever is down.
+pub fn lazy_channel(url: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(url.to_string())?
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_keepalive(Some(Duration::from_secs(30)))
+        .connect_lazy())
+}
+
 impl Transformer {
     /// A client of the transformer at `url` (no connection is made yet).
     pub fn new(url: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(url.to_string())?
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_keepalive(Some(Duration::from_secs(30)))
-            .connect_lazy();
+        let channel = lazy_channel(url)?;
         Ok(Self {
             bus: EventBusClient::new(channel.clone()),
             queues: QueuesClient::new(channel),

@@ -11,9 +11,7 @@ use sluice_proto::v1::topics_server::{Topics, TopicsServer};
 use sluice_runtime::grpc::{AdminError, AdminResult, Violation};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
-use tower_http::trace::TraceLayer;
 
 use crate::Shared;
 
@@ -82,24 +80,15 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<TopicsServer<TopicsApi>>().await;
-    let stop = shutdown.clone();
-    let draining = async move {
-        stop.cancelled().await;
-        health.set_not_serving::<TopicsServer<TopicsApi>>().await;
-    };
-    tonic::transport::Server::builder()
-        .timeout(sluice_runtime::grpc::SERVER_TIMEOUT)
-        .layer(
-            TraceLayer::new_for_grpc()
-                .make_span_with(sluice_runtime::grpc::span_for("notifier"))
-                .on_failure(()),
-        )
-        .add_service(health_service)
-        .add_service(TopicsServer::new(TopicsApi { state }))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), draining)
-        .await?;
+    use tonic::server::NamedService;
+    sluice_runtime::grpc::serve(
+        "notifier",
+        &[<TopicsServer<TopicsApi> as NamedService>::NAME],
+        tonic::service::Routes::new(TopicsServer::new(TopicsApi { state })),
+        listener,
+        shutdown,
+    )
+    .await?;
     Ok(())
 }
 

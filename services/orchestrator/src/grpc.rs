@@ -18,9 +18,7 @@ use temporalio_client::{
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
-use tower_http::trace::TraceLayer;
 
 use crate::approval::{self, Approval};
 use crate::Shared;
@@ -44,26 +42,15 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<WorkflowsServer<WorkflowsApi>>().await;
-    let stop = shutdown.clone();
-    let draining = async move {
-        stop.cancelled().await;
-        health
-            .set_not_serving::<WorkflowsServer<WorkflowsApi>>()
-            .await;
-    };
-    tonic::transport::Server::builder()
-        .timeout(sluice_runtime::grpc::SERVER_TIMEOUT)
-        .layer(
-            TraceLayer::new_for_grpc()
-                .make_span_with(sluice_runtime::grpc::span_for("orchestrator"))
-                .on_failure(()),
-        )
-        .add_service(health_service)
-        .add_service(WorkflowsServer::new(WorkflowsApi { state }))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), draining)
-        .await?;
+    use tonic::server::NamedService;
+    sluice_runtime::grpc::serve(
+        "orchestrator",
+        &[<WorkflowsServer<WorkflowsApi> as NamedService>::NAME],
+        tonic::service::Routes::new(WorkflowsServer::new(WorkflowsApi { state })),
+        listener,
+        shutdown,
+    )
+    .await?;
     Ok(())
 }
 

@@ -81,6 +81,18 @@ impl Temporal {
     }
 }
 
+/// A replayer of every workflow this orchestrator runs: recorded
+/// histories replayed through it must take the same path (determinism
+/// tests).
+pub fn replayer() -> anyhow::Result<temporalio_sdk::workflow_replayer::WorkflowReplayer> {
+    use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+    let options = WorkflowReplayerOptions::new()
+        .register_workflow::<approval::Approval>()
+        .map_err(|e| anyhow::anyhow!("registering the workflows: {e}"))?
+        .build();
+    WorkflowReplayer::new(options).map_err(|e| anyhow::anyhow!("a replayer: {e}"))
+}
+
 /// State shared by the API and the admin endpoints.
 #[derive(Debug)]
 pub struct State {

@@ -8,9 +8,7 @@
 
 use std::path::Path;
 
-use sluice_orchestrator::approval::Approval;
 use temporalio_client::WorkflowHistory;
-use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 
 #[tokio::test]
 async fn recorded_histories_replay_against_the_current_code() {
@@ -23,14 +21,8 @@ async fn recorded_histories_replay_against_the_current_code() {
         }
         let history = WorkflowHistory::from_json(&std::fs::read(&path).unwrap())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let replayer = WorkflowReplayer::new(
-            WorkflowReplayerOptions::new()
-                .register_workflow::<Approval>()
-                .unwrap()
-                .build(),
-        )
-        .unwrap();
-        replayer
+        sluice_orchestrator::replayer()
+            .unwrap()
             .replay_workflow(history)
             .await
             .unwrap_or_else(|e| panic!("{} no longer replays: {e}", path.display()));
