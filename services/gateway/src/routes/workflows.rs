@@ -274,6 +274,13 @@ pub struct DecisionLink {
     pub token: String,
 }
 
+/// What a URL must escape: everything but RFC 3986's unreserved characters.
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -306,9 +313,9 @@ pub async fn decision_page(
     let verb = if link.approve { "Approve" } else { "Reject" };
     let action = format!(
         "/v1/workflows/{}/decision?approve={}&token={}",
-        percent_encoding::utf8_percent_encode(&id, percent_encoding::NON_ALPHANUMERIC),
+        percent_encoding::utf8_percent_encode(&id, UNRESERVED),
         link.approve,
-        percent_encoding::utf8_percent_encode(&link.token, percent_encoding::NON_ALPHANUMERIC),
+        percent_encoding::utf8_percent_encode(&link.token, UNRESERVED),
     );
     let page = format!(
         "<!doctype html><meta charset=\"utf-8\"><title>{verb}</title>\
