@@ -110,6 +110,14 @@ async fn run_fifo(state: Shared, partition: u32, shutdown: CancellationToken) {
     .await;
 }
 
+/// The public id of the FIFO message stored under JetStream id `stored_id`
+/// at `sequence` of NOTIFY_FIFO: the same for a repeat within the window
+/// (JetStream answers the original's sequence), another for the same
+/// de-duplication id after it.
+pub fn fifo_message_id(stored_id: &str, sequence: u64) -> String {
+    sluice_model::ids::derive_id(&format!("{stored_id}/{sequence}"), "fifo-message-id")
+}
+
 /// The SNS notification JSON.
 pub fn envelope(
     topic_arn: &str,
@@ -218,9 +226,16 @@ async fn fan_out(state: &Shared, msg: Message) {
     };
     // A FIFO message's sequence number: its place in the FIFO stream.
     let sequence_number = group.as_ref().map(|_| seq.to_string());
-    let message_id = header(&msg, async_nats::header::NATS_MESSAGE_ID.as_ref())
+    let stored_id = header(&msg, async_nats::header::NATS_MESSAGE_ID.as_ref())
         .map(str::to_string)
         .unwrap_or_else(|| format!("notify-{seq}"));
+    // A FIFO message's JetStream id is its de-duplication key, which may
+    // come back after the window as a new message: its id adds its place.
+    let message_id = if group.is_some() {
+        fifo_message_id(&stored_id, seq)
+    } else {
+        stored_id
+    };
     let message: TopicMessage = match serde_json::from_slice(&msg.payload) {
         Ok(m) => m,
         Err(e) => {

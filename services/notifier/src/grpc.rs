@@ -164,9 +164,9 @@ fn check_fifo_id(pointer: &str, id: &str) -> Result<(), Violation> {
 }
 
 /// Where a publish goes: a standard topic's subject with a fresh message
-/// id, or, for a FIFO topic, its group's partition with an id derived from
-/// the de-duplication id (so a repeat within the window is the same
-/// message to JetStream).
+/// id, or, for a FIFO topic, its group's partition with a JetStream id
+/// derived from the de-duplication id (so a repeat within the window is
+/// the same message to JetStream; its public id adds its sequence).
 #[derive(Debug, PartialEq, Eq)]
 struct Route {
     subject: String,
@@ -441,7 +441,14 @@ impl TopicsApi {
             "outcome" => if ack.duplicate { "duplicate" } else { "stored" })
         .increment(1);
         Ok(v1::PublishResponse {
-            message_id: route.message_id,
+            // A FIFO message's id: its de-duplication key and its place in
+            // the stream (a repeat within the window gets the original's;
+            // the same key after the window is a new message, a new id).
+            message_id: if fifo {
+                crate::fanout::fifo_message_id(&route.message_id, ack.sequence)
+            } else {
+                route.message_id
+            },
             sequence_number: if fifo {
                 ack.sequence.to_string()
             } else {
@@ -858,9 +865,24 @@ async fn futures_results(
 ) -> Vec<v1::PublishBatchResultEntry> {
     let mut out = Vec::with_capacity(req.entries.len());
     let published = if t.fifo_topic {
+        // An entry that failed holds back the later entries of its group:
+        // stored after it, they would come before it once it is sent again.
         let mut done = Vec::with_capacity(req.entries.len());
+        let mut failed: std::collections::HashSet<Option<&str>> = Default::default();
         for e in &req.entries {
-            done.push(api.publish_one(t, e, &req.origin).await);
+            let group = e.message_group_id.as_deref();
+            let r = if failed.contains(&group) {
+                Err(AdminError::Unavailable(
+                    "an earlier entry of its message group was not published; send them again in order"
+                        .into(),
+                ))
+            } else {
+                api.publish_one(t, e, &req.origin).await
+            };
+            if r.is_err() {
+                failed.insert(group);
+            }
+            done.push(r);
         }
         done
     } else {

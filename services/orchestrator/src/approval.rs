@@ -23,7 +23,9 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::{
     ActivityOptions, ApplicationFailure, SyncWorkflowContext, WorkflowContext, WorkflowResult,
 };
-use temporalio_workflow::{ActivityCloseTimeouts, RetryPolicy, TimerResult, WorkflowTermination};
+use temporalio_workflow::{
+    RetryPolicy, TimerResult, WorkflowCancellationToken, WorkflowTermination,
+};
 
 use crate::links::Links;
 
@@ -110,20 +112,17 @@ pub struct Approval {
 }
 
 fn activity_options() -> ActivityOptions {
-    // Exponential backoff, unlimited attempts within the schedule-to-close
-    // bound: a person is waiting, and the store or JetStream coming back
-    // is worth waiting for.
+    // Exponential backoff without a deadline: a person is waiting, and the
+    // store or JetStream coming back is worth waiting for (both
+    // activities are idempotent).
     let retry = RetryPolicy::builder()
         .initial_interval(Duration::from_secs(1))
         .backoff_coefficient(2.0)
         .maximum_interval(Duration::from_secs(60))
         .build();
-    ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
-        start_to_close: Duration::from_secs(30),
-        schedule_to_close: Duration::from_secs(3600),
-    })
-    .retry_policy(retry)
-    .build()
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(retry)
+        .build()
 }
 
 #[workflow_methods]
@@ -148,11 +147,17 @@ impl Approval {
                 round: rounds,
                 timeout_seconds: input.round_timeout_seconds,
             };
-            let asked = ctx
-                .execute_activity(ApprovalActivities::request, request, activity_options())
-                .await;
-            if let Err(e) = asked {
+            // A decision (by signal) may come while the request is still
+            // being retried: it is not kept waiting for the email.
+            let asked = temporalio_sdk::workflows::select! {
+                r = ctx.execute_activity(ApprovalActivities::request, request, activity_options()) => Some(r),
+                _ = ctx.wait_condition(|s: &Self| s.decision.is_some()) => None,
+            };
+            if let Some(Err(e)) = asked {
                 return Err(ended(ctx, e.into()));
+            }
+            if ctx.state(|s| s.decision.is_some()) {
+                break;
             }
             let decided = temporalio_sdk::workflows::select! {
                 r = ctx.wait_condition(|s: &Self| s.decision.is_some()) => r.map(|()| true),
@@ -179,10 +184,14 @@ impl Approval {
             task_id: input.task_id.clone(),
             approved,
         };
+        // Once decided, the task's status is set even if a cancel arrives
+        // meanwhile: the activity does not share the workflow's
+        // cancellation.
+        let mut settle_options = activity_options();
+        settle_options.cancellation_token = Some(WorkflowCancellationToken::new());
         let task_status = ctx
-            .execute_activity(ApprovalActivities::settle, settle, activity_options())
-            .await
-            .map_err(|e| ended(ctx, e.into()))?;
+            .execute_activity(ApprovalActivities::settle, settle, settle_options)
+            .await?;
         Ok(Outcome {
             decision: if approved { "approved" } else { "rejected" }.into(),
             by,

@@ -91,6 +91,26 @@ fn rfc3339(t: Option<SystemTime>) -> String {
         .unwrap_or_default()
 }
 
+/// A status from Temporal as this API's: its outages are UNAVAILABLE (the
+/// caller retries), what it refuses is the caller's to change.
+fn from_temporal(s: tonic::Status) -> AdminError {
+    let message = format!("Temporal: {}", s.message());
+    match s.code() {
+        tonic::Code::Unavailable
+        | tonic::Code::DeadlineExceeded
+        | tonic::Code::ResourceExhausted
+        | tonic::Code::Aborted => AdminError::Unavailable(message),
+        tonic::Code::InvalidArgument | tonic::Code::OutOfRange => {
+            AdminError::Invalid(Violation::new("/input", message))
+        }
+        tonic::Code::NotFound => AdminError::NotFound(message),
+        tonic::Code::FailedPrecondition | tonic::Code::AlreadyExists => {
+            AdminError::Conflict(message)
+        }
+        _ => AdminError::Internal(message),
+    }
+}
+
 fn no_workflow(id: &str) -> AdminError {
     AdminError::NotFound(format!("no workflow with id {id:?}"))
 }
@@ -98,14 +118,7 @@ fn no_workflow(id: &str) -> AdminError {
 fn interaction(id: &str, e: WorkflowInteractionError) -> AdminError {
     match e {
         WorkflowInteractionError::NotFound(_) => no_workflow(id),
-        WorkflowInteractionError::Rpc(s)
-            if matches!(
-                s.code(),
-                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
-            ) =>
-        {
-            AdminError::Unavailable(format!("Temporal: {}", s.message()))
-        }
+        WorkflowInteractionError::Rpc(s) => from_temporal(s),
         other => AdminError::Internal(format!("Temporal: {other}")),
     }
 }
@@ -227,7 +240,8 @@ impl Workflows for WorkflowsApi {
             Err(WorkflowStartError::AlreadyStarted { .. }) => Err(Status::already_exists(format!(
                 "workflow {id:?} was started already"
             ))),
-            Err(e) => Err(AdminError::Unavailable(format!("Temporal: {e}")).into()),
+            Err(WorkflowStartError::Rpc(status)) => Err(from_temporal(status).into()),
+            Err(e) => Err(AdminError::Internal(format!("Temporal: {e}")).into()),
         }
     }
 
@@ -244,6 +258,21 @@ impl Workflows for WorkflowsApi {
         request: Request<v1::SignalWorkflowRequest>,
     ) -> Result<Response<v1::SignalWorkflowResponse>, Status> {
         let req = request.into_inner();
+        // A link's token is checked before anything is read: an
+        // unauthenticated caller with a wrong token costs no Temporal call.
+        if !req.token.is_empty() {
+            let approve = serde_json::from_str::<approval::Decision>(&req.input)
+                .map(|d| d.approve)
+                .unwrap_or(false);
+            if req.name != approval::SIGNAL
+                || !self
+                    .state
+                    .links
+                    .verify(&req.workflow_id, approve, &req.token)
+            {
+                return Err(no_workflow(&req.workflow_id).into());
+            }
+        }
         let w = self.describe(&req.workflow_id).await?;
         if w.workflow_type != approval::TYPE || req.name != approval::SIGNAL {
             return Err(AdminError::Invalid(Violation::new(
@@ -261,15 +290,6 @@ impl Workflows for WorkflowsApi {
                 format!("expected {{\"approve\": true|false, \"by\"?: \"...\"}}: {e}"),
             ))
         })?;
-        if !req.token.is_empty()
-            && !self
-                .state
-                .links
-                .verify(&req.workflow_id, decision.approve, &req.token)
-        {
-            // A wrong token learns nothing more than a missing workflow.
-            return Err(no_workflow(&req.workflow_id).into());
-        }
         if w.status != "RUNNING" {
             return Err(AdminError::Conflict(format!(
                 "workflow {:?} is {}: it takes no more signals",
@@ -359,7 +379,10 @@ impl Workflows for WorkflowsApi {
         );
         let mut workflows = Vec::new();
         while let Some(e) = stream.next().await {
-            let e = e.map_err(|e| AdminError::Unavailable(format!("Temporal: {e}")))?;
+            let e = e.map_err(|e| match e {
+                temporalio_client::errors::ClientError::Rpc(s) => from_temporal(s),
+                other => AdminError::Unavailable(format!("Temporal: {other}")),
+            })?;
             workflows.push(v1::Workflow {
                 workflow_id: e.id().to_string(),
                 run_id: e.run_id().to_string(),
