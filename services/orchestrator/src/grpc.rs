@@ -111,6 +111,18 @@ fn from_temporal(s: tonic::Status) -> AdminError {
     }
 }
 
+/// FAILED_PRECONDITION (409) for a workflow that has closed, saying `why`
+/// that matters.
+fn still_running(w: &v1::Workflow, why: &str) -> AdminResult<()> {
+    if w.status == "RUNNING" {
+        return Ok(());
+    }
+    Err(AdminError::Conflict(format!(
+        "workflow {:?} is {}: {why}",
+        w.workflow_id, w.status
+    )))
+}
+
 fn no_workflow(id: &str) -> AdminError {
     AdminError::NotFound(format!("no workflow with id {id:?}"))
 }
@@ -290,13 +302,7 @@ impl Workflows for WorkflowsApi {
                 format!("expected {{\"approve\": true|false, \"by\"?: \"...\"}}: {e}"),
             ))
         })?;
-        if w.status != "RUNNING" {
-            return Err(AdminError::Conflict(format!(
-                "workflow {:?} is {}: it takes no more signals",
-                req.workflow_id, w.status
-            ))
-            .into());
-        }
+        still_running(&w, "it takes no more signals")?;
         let handle = self
             .state
             .temporal
@@ -316,13 +322,7 @@ impl Workflows for WorkflowsApi {
     ) -> Result<Response<v1::CancelWorkflowResponse>, Status> {
         let req = request.into_inner();
         let w = self.describe(&req.workflow_id).await?;
-        if w.status != "RUNNING" {
-            return Err(AdminError::Conflict(format!(
-                "workflow {:?} is {}: there is nothing to cancel",
-                req.workflow_id, w.status
-            ))
-            .into());
-        }
+        still_running(&w, "there is nothing to cancel")?;
         let handle = self
             .state
             .temporal
