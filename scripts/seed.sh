@@ -10,6 +10,9 @@
 #   topic task-approvals  the approval requests; an email subscription per
 #                         approver ($SLUICE_APPROVAL_APPROVERS) filtered on
 #                         the `approver` attribute
+#   topic file-events     file notices; an email subscription for
+#                         $SLUICE_FILES_OWNER_EMAIL (default dev@example.com)
+#                         filtered on the owner `dev` (the dev key)
 #
 # Usage: seed.sh <gateway URL> <API key> <mailbox API URL>
 set -euo pipefail
@@ -80,4 +83,12 @@ IFS=',' read -r -a list <<<"$approvers"
 for a in "${list[@]}"; do
   subscribe_email task-approvals "$a" "{\"approver\": [\"$a\"]}"
 done
+# File notices: file-ingest publishes one when a file is processed or
+# dead-lettered, with its owner (the principal that registered it) as the
+# `owner` attribute. The dev key's principal is `dev`.
+files_email="${SLUICE_FILES_OWNER_EMAIL:-dev@example.com}"
+call PUT /v1/topics/file-events '{"display_name": "sluice files"}' >/dev/null
+subscribe_email file-events "$files_email" '{"owner": ["dev"]}'
+
+echo "seed: files registered with the dev key are reported to $files_email"
 echo "seed: task rules installed; completions of $owner's tasks are emailed to $owner; approvals go to $approvers"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the local stack as background processes: NATS (JetStream), DynamoDB
-# Local, the mailbox (SMTP), Temporal's development server, the processor,
-# the transformer, the notifier, the orchestrator and the gateway. Idempotent: what is already running
+# Local, the mailbox (SMTP), Temporal's development server, MinIO (the
+# object store), the processor, the transformer, the notifier, the
+# orchestrator, file-ingest and the gateway. Idempotent: what is already running
 # and serving is left alone; anything else (exited, killed, a zombie, alive
 # but not answering) is started again, so `make up` always ends with every
 # process serving.
@@ -16,7 +17,7 @@ bin="$root/target/$profile"
 state="${SLUICE_STATE_DIR:-$root/.sluice}"
 # shellcheck source=scripts/proc.sh
 source "$root/scripts/proc.sh"
-mkdir -p "$state/run" "$state/log" "$state/data/nats" "$state/data/dynamodb" "$state/data/mailbox" "$state/data/temporal"
+mkdir -p "$state/run" "$state/log" "$state/data/nats" "$state/data/dynamodb" "$state/data/mailbox" "$state/data/temporal" "$state/data/minio"
 
 NATS_PORT="${SLUICE_NATS_PORT:-4222}"
 NATS_MONITOR_PORT="${SLUICE_NATS_MONITOR_PORT:-8222}"
@@ -36,6 +37,9 @@ TEMPORAL_PORT="${SLUICE_TEMPORAL_PORT:-7233}"
 TEMPORAL_UI_PORT="${SLUICE_TEMPORAL_UI_PORT:-8233}"
 TEMPORAL_HTTP_PORT="${SLUICE_TEMPORAL_HTTP_PORT:-7243}"
 TEMPORAL_METRICS_PORT="${SLUICE_TEMPORAL_METRICS_PORT:-7253}"
+FILE_INGEST_PORT="${SLUICE_FILE_INGEST_PORT:-8085}"
+MINIO_PORT="${SLUICE_MINIO_PORT:-9000}"
+MINIO_CONSOLE_PORT="${SLUICE_MINIO_CONSOLE_PORT:-9001}"
 # fsync every JetStream write: on a single node this is what makes a 202 durable
 # against power loss, not just against a process crash. `SLUICE_NATS_SYNC=default`
 # keeps the server's periodic sync.
@@ -116,10 +120,24 @@ start temporal "port:$TEMPORAL_PORT" "$root/.deps/bin/temporal" server start-dev
   --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
   --http-port "$TEMPORAL_HTTP_PORT" --metrics-port "$TEMPORAL_METRICS_PORT" \
   --db-filename "$state/data/temporal/temporal.db" --log-level warn --ui-disable-news-fetch
+# MinIO, the object store: it publishes an S3 event notification for each
+# object created in the upload bucket to JetStream (files.uploads), keeping
+# them in its own queue while NATS is away. Credentials are made once and
+# kept beside its data.
+minio_secret_file="$state/data/minio-secret"
+[ -f "$minio_secret_file" ] || od -An -N20 -tx1 /dev/urandom | tr -d ' \n' >"$minio_secret_file"
+minio_secret="$(cat "$minio_secret_file")"
+MINIO_ROOT_USER=sluice MINIO_ROOT_PASSWORD="$minio_secret" \
+  MINIO_NOTIFY_NATS_ENABLE_SLUICE=on MINIO_NOTIFY_NATS_ADDRESS_SLUICE="127.0.0.1:$NATS_PORT" \
+  MINIO_NOTIFY_NATS_SUBJECT_SLUICE=files.uploads MINIO_NOTIFY_NATS_JETSTREAM_SLUICE=on \
+  MINIO_NOTIFY_NATS_QUEUE_DIR_SLUICE="$state/data/minio-events" \
+  start minio "port:$MINIO_PORT" "$root/.deps/bin/minio" server "$state/data/minio" \
+  --address "127.0.0.1:$MINIO_PORT" --console-address "127.0.0.1:$MINIO_CONSOLE_PORT" --quiet
 wait_port nats "$NATS_PORT"
 wait_port dynamodb "$DYNAMO_PORT"
 wait_port mailbox "$MAILBOX_PORT"
 wait_port temporal "$TEMPORAL_PORT"
+wait_port minio "$MINIO_PORT"
 
 # --- development credentials ---------------------------------------------------
 if [ -f "$state/dev.env" ] && grep -q '^SLUICE_API_KEY=' "$state/dev.env"; then
@@ -146,6 +164,12 @@ export SLUICE_ORCHESTRATOR_LISTEN="127.0.0.1:$ORCHESTRATOR_PORT"
 export SLUICE_ORCHESTRATOR_GRPC_LISTEN="127.0.0.1:$ORCHESTRATOR_GRPC_PORT"
 export SLUICE_ORCHESTRATOR_URL="http://127.0.0.1:$ORCHESTRATOR_GRPC_PORT"
 export SLUICE_TEMPORAL_URL="http://127.0.0.1:$TEMPORAL_PORT"
+export SLUICE_FILE_INGEST_LISTEN="127.0.0.1:$FILE_INGEST_PORT"
+export SLUICE_S3_ENDPOINT="http://127.0.0.1:$MINIO_PORT"
+export SLUICE_S3_ACCESS_KEY_ID=sluice
+export SLUICE_S3_SECRET_ACCESS_KEY="$minio_secret"
+export SLUICE_FILES_BUCKET=uploads
+export SLUICE_FILES_NOTIFY_ARN="arn:minio:sqs::SLUICE:nats"
 # Approval links are signed with a key kept beside the data, so they keep
 # working across restarts.
 link_secret_file="$state/data/temporal/link-secret"
@@ -155,17 +179,19 @@ export SLUICE_PUBLIC_URL="$gateway_url"
 export SLUICE_SMTP_URL="smtp://sluice:$smtp_password@localhost:$SMTP_PORT"
 export SLUICE_SMTP_CA_FILE="$state/data/mailbox/ca.pem"
 # Rule targets and webhooks may not call sluice's own ports or the servers it runs on.
-export SLUICE_TARGETS_DENY="127.0.0.1:$GATEWAY_PORT,127.0.0.1:$TRANSFORMER_PORT,127.0.0.1:$TRANSFORMER_GRPC_PORT,127.0.0.1:$SMTP_PORT,127.0.0.1:$SMTPS_PORT,127.0.0.1:$MAILBOX_PORT,127.0.0.1:$PROCESSOR_PORT,127.0.0.1:$NOTIFIER_PORT,127.0.0.1:$NOTIFIER_GRPC_PORT,127.0.0.1:$ORCHESTRATOR_PORT,127.0.0.1:$ORCHESTRATOR_GRPC_PORT,127.0.0.1:$NATS_PORT,127.0.0.1:$NATS_MONITOR_PORT,127.0.0.1:$DYNAMO_PORT,127.0.0.1:$TEMPORAL_PORT,127.0.0.1:$TEMPORAL_UI_PORT,127.0.0.1:$TEMPORAL_HTTP_PORT,127.0.0.1:$TEMPORAL_METRICS_PORT${SLUICE_TARGETS_DENY:+,$SLUICE_TARGETS_DENY}"
+export SLUICE_TARGETS_DENY="127.0.0.1:$GATEWAY_PORT,127.0.0.1:$TRANSFORMER_PORT,127.0.0.1:$TRANSFORMER_GRPC_PORT,127.0.0.1:$SMTP_PORT,127.0.0.1:$SMTPS_PORT,127.0.0.1:$MAILBOX_PORT,127.0.0.1:$PROCESSOR_PORT,127.0.0.1:$NOTIFIER_PORT,127.0.0.1:$NOTIFIER_GRPC_PORT,127.0.0.1:$ORCHESTRATOR_PORT,127.0.0.1:$ORCHESTRATOR_GRPC_PORT,127.0.0.1:$NATS_PORT,127.0.0.1:$NATS_MONITOR_PORT,127.0.0.1:$DYNAMO_PORT,127.0.0.1:$TEMPORAL_PORT,127.0.0.1:$TEMPORAL_UI_PORT,127.0.0.1:$TEMPORAL_HTTP_PORT,127.0.0.1:$TEMPORAL_METRICS_PORT,127.0.0.1:$FILE_INGEST_PORT,127.0.0.1:$MINIO_PORT,127.0.0.1:$MINIO_CONSOLE_PORT${SLUICE_TARGETS_DENY:+,$SLUICE_TARGETS_DENY}"
 export SLUICE_GATEWAY_API_KEYS="[{\"principal\":\"dev\",\"key\":\"$key\",\"scopes\":[\"*\"]}]"
 start processor "http://127.0.0.1:$PROCESSOR_PORT/healthz" "$bin/sluice-processor"
 start transformer "http://127.0.0.1:$TRANSFORMER_PORT/healthz" "$bin/sluice-transformer"
 start notifier "http://127.0.0.1:$NOTIFIER_PORT/healthz" "$bin/sluice-notifier"
 start orchestrator "http://127.0.0.1:$ORCHESTRATOR_PORT/healthz" "$bin/sluice-orchestrator"
+start file-ingest "http://127.0.0.1:$FILE_INGEST_PORT/healthz" "$bin/sluice-file-ingest"
 start gateway "$gateway_url/healthz" "$bin/sluice-gateway"
 wait_http processor "http://127.0.0.1:$PROCESSOR_PORT/readyz"
 wait_http transformer "http://127.0.0.1:$TRANSFORMER_PORT/readyz"
 wait_http notifier "http://127.0.0.1:$NOTIFIER_PORT/readyz"
 wait_http orchestrator "http://127.0.0.1:$ORCHESTRATOR_PORT/readyz"
+wait_http file-ingest "http://127.0.0.1:$FILE_INGEST_PORT/readyz"
 wait_http gateway "$gateway_url/readyz"
 bash "$root/scripts/seed.sh" "$gateway_url" "$key" "$mailbox_url/api/messages"
 
@@ -179,8 +205,10 @@ sluice is up.
   orchestrator gRPC http://127.0.0.1:$ORCHESTRATOR_GRPC_PORT (workflows on Temporal; the gateway serves them as REST)
   mailbox      email sent by sluice: $mailbox_url/api/messages (SMTP with STARTTLS on 127.0.0.1:$SMTP_PORT)
   temporal     UI http://127.0.0.1:$TEMPORAL_UI_PORT  (frontend 127.0.0.1:$TEMPORAL_PORT, namespace default)
+  object store MinIO S3 API http://127.0.0.1:$MINIO_PORT, console http://127.0.0.1:$MINIO_CONSOLE_PORT (user sluice, password in $minio_secret_file)
+  files        POST $gateway_url/v1/files answers an upload URL; uploads to bucket uploads start the file pipeline (file-ingest)
   tasks        $gateway_url/v1/tasks; completing one of ${SLUICE_TASKS_OWNER:-owner@example.com}'s tasks emails them
-  metrics      $gateway_url/metrics, http://127.0.0.1:$PROCESSOR_PORT/metrics, http://127.0.0.1:$TRANSFORMER_PORT/metrics, http://127.0.0.1:$NOTIFIER_PORT/metrics, http://127.0.0.1:$ORCHESTRATOR_PORT/metrics
+  metrics      $gateway_url/metrics, http://127.0.0.1:$PROCESSOR_PORT/metrics, http://127.0.0.1:$TRANSFORMER_PORT/metrics, http://127.0.0.1:$NOTIFIER_PORT/metrics, http://127.0.0.1:$ORCHESTRATOR_PORT/metrics, http://127.0.0.1:$FILE_INGEST_PORT/metrics
   logs         $state/log/
 These are in .sluice/dev.env:   source .sluice/dev.env
 MSG

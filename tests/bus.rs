@@ -283,9 +283,9 @@ async fn a_queue_target_feeds_a_queue_that_workers_consume_over_http() {
 
 #[tokio::test]
 async fn queues_reserve_no_storage_and_a_full_queue_refuses_sends() {
-    // The six shared streams reserve 64 MiB each from a store of 7 × 64
+    // The seven shared streams reserve 64 MiB each from a store of 8 × 64
     // MiB: a queue that reserved as much would not fit twice.
-    let servers = sluice_testkit::Servers::start_opts(false, 7 * (64 << 20))
+    let servers = sluice_testkit::Servers::start_opts(false, 8 * (64 << 20))
         .await
         .unwrap();
     let mut stack = Stack::start_on(

@@ -39,6 +39,9 @@ impl LocalStack {
             "SLUICE_TEMPORAL_UI_PORT",
             "SLUICE_TEMPORAL_HTTP_PORT",
             "SLUICE_TEMPORAL_METRICS_PORT",
+            "SLUICE_FILE_INGEST_PORT",
+            "SLUICE_MINIO_PORT",
+            "SLUICE_MINIO_CONSOLE_PORT",
         ]
         .iter()
         .map(|k| (k.to_string(), free_port().to_string()))
@@ -229,10 +232,49 @@ async fn make_up_brings_back_whatever_is_not_serving() {
         "SLUICE_TRANSFORMER_PORT",
         "SLUICE_NOTIFIER_PORT",
         "SLUICE_ORCHESTRATOR_PORT",
+        "SLUICE_FILE_INGEST_PORT",
         "SLUICE_MAILBOX_PORT",
     ] {
         assert!(serving(&stack.port(port)).await, "{port} not serving");
     }
+    // Files: an upload to the URL POST /v1/files answers is processed by
+    // itself (MinIO's notification, file-ingest, the pipeline workflow).
+    let created: serde_json::Value = http
+        .post(format!("{gw}/v1/files"))
+        .header("x-api-key", &key)
+        .json(&serde_json::json!({"name": "hello.csv", "content_type": "text/csv"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let put = http
+        .put(created["upload_url"].as_str().unwrap())
+        .body("greeting,n\nhello,1\n")
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{put:?}");
+    let file = created["file_id"].as_str().unwrap();
+    let mut seen = serde_json::Value::Null;
+    for _ in 0..600 {
+        seen = http
+            .get(format!("{gw}/v1/files/{file}"))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if seen["status"] == "processed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen["status"], "processed", "{seen}");
+    assert_eq!(seen["rows"], 1, "{seen}");
 
     // Again, with everything up: nothing is restarted.
     let (ok, out) = stack.script("up.sh");

@@ -43,6 +43,12 @@ pub struct Stack {
     pub orchestrator: Option<Proc>,
     /// Temporal's dev server, when the stack runs workflows.
     pub temporal: Option<sluice_testkit::Temporal>,
+    /// The object store, when the stack runs files ([`Stack::start_with_files`]).
+    pub objects: Option<sluice_testkit::ObjectStore>,
+    /// file-ingest, when the stack runs files.
+    pub file_ingest: Option<Proc>,
+    /// file-ingest's admin port.
+    pub file_ingest_port: u16,
     /// Orchestrator admin port.
     pub orchestrator_port: u16,
     /// Transformer admin port (`/metrics`, `/readyz`).
@@ -91,6 +97,36 @@ impl Stack {
         Ok(stack)
     }
 
+    /// Starts everything with Temporal, the orchestrator, the object store
+    /// (MinIO) and file-ingest too (the processor only if `processor`).
+    pub async fn start_with_files(
+        name: &str,
+        extra: &[(&str, &str)],
+        processor: bool,
+    ) -> Result<Self> {
+        let servers = Servers::start().await?;
+        let temporal = sluice_testkit::Temporal::start(servers.dir.path()).await?;
+        let prefix = unique_prefix(name);
+        let subject = sluice_bus::streams::Names::new(&prefix)
+            .subject(&sluice_bus::subjects::files("uploads"));
+        let objects =
+            sluice_testkit::ObjectStore::start(servers.dir.path(), &servers.nats.url(), &subject)
+                .await?;
+        let url = format!("http://{}", temporal.address());
+        let object_env = objects.env();
+        let mut all: Vec<(&str, &str)> = vec![
+            ("SLUICE_TEMPORAL_URL", url.as_str()),
+            ("SLUICE_NATS_STREAM_PREFIX", prefix.as_str()),
+            ("SLUICE_FILES_BUCKET", "uploads"),
+        ];
+        all.extend(object_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        all.extend_from_slice(extra);
+        let mut stack = Self::start_on(servers, name, &all, processor).await?;
+        stack.temporal = Some(temporal);
+        stack.objects = Some(objects);
+        Ok(stack)
+    }
+
     /// Starts the services on `servers`, the processor only if `processor`;
     /// the orchestrator too when `extra` names `SLUICE_TEMPORAL_URL`.
     pub async fn start_on(
@@ -99,8 +135,13 @@ impl Stack {
         extra: &[(&str, &str)],
         processor: bool,
     ) -> Result<Self> {
-        let prefix = unique_prefix(name);
+        let prefix = extra
+            .iter()
+            .find(|(k, _)| *k == "SLUICE_NATS_STREAM_PREFIX")
+            .map(|(_, v)| (*v).to_string())
+            .unwrap_or_else(|| unique_prefix(name));
         let gateway_port = free_port();
+        let file_ingest_port = free_port();
         let processor_port = free_port();
         let transformer_port = free_port();
         let grpc_port = free_port();
@@ -127,6 +168,10 @@ impl Stack {
         env.push((
             "SLUICE_LINK_SECRET".into(),
             "test-link-secret-of-at-least-32-characters".into(),
+        ));
+        env.push((
+            "SLUICE_FILE_INGEST_LISTEN".into(),
+            format!("127.0.0.1:{file_ingest_port}"),
         ));
         env.push((
             "SLUICE_NOTIFIER_LISTEN".into(),
@@ -218,6 +263,19 @@ impl Stack {
         } else {
             None
         };
+        let file_ingest = if env.iter().any(|(k, _)| k == "SLUICE_S3_ENDPOINT") {
+            Some(
+                start_service(
+                    "sluice-file-ingest",
+                    &env,
+                    file_ingest_port,
+                    log_dir.join("file-ingest.log"),
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
         let processor = if processor {
             Some(
                 start_service(
@@ -242,6 +300,9 @@ impl Stack {
             notifier,
             orchestrator,
             temporal: None,
+            objects: None,
+            file_ingest,
+            file_ingest_port,
             orchestrator_port,
             transformer_port,
             grpc_port,
@@ -277,6 +338,29 @@ impl Stack {
             .await?,
         );
         Ok(())
+    }
+
+    /// Starts (again) file-ingest.
+    pub async fn start_file_ingest(&mut self) -> Result<()> {
+        let log = self.servers.dir.path().join("file-ingest.log");
+        self.file_ingest =
+            Some(start_service("sluice-file-ingest", &self.env, self.file_ingest_port, log).await?);
+        Ok(())
+    }
+
+    /// SIGKILLs file-ingest.
+    pub async fn kill_file_ingest(&mut self) {
+        if let Some(mut p) = self.file_ingest.take() {
+            p.kill().await;
+        }
+    }
+
+    /// A client of the stack's object store.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let env = sluice_config::Env::from_pairs(self.env.clone());
+        sluice_files::FilesConfig::from_env(&env)
+            .expect("the stack's object store settings")
+            .client()
     }
 
     /// SIGKILLs the orchestrator.
@@ -376,9 +460,14 @@ impl Stack {
         let mut s = self.gateway.log_tail(30);
         s.push('\n');
         s.push_str(&self.notifier.log_tail(30));
-        for p in [&self.processor, &self.transformer, &self.orchestrator]
-            .into_iter()
-            .flatten()
+        for p in [
+            &self.processor,
+            &self.transformer,
+            &self.orchestrator,
+            &self.file_ingest,
+        ]
+        .into_iter()
+        .flatten()
         {
             s.push('\n');
             s.push_str(&p.log_tail(30));
@@ -457,6 +546,7 @@ impl Stack {
             "DLQ" => self.bus.names().dlq(),
             "DELIVERIES" => self.bus.names().deliveries(),
             "NOTIFY" => self.bus.names().notify(),
+            "FILES" => self.bus.names().files(),
             _ => self.bus.names().bus(),
         };
         let mut s = self.bus.jetstream().get_stream(name).await.expect("stream");

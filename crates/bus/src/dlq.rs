@@ -106,6 +106,15 @@ pub struct DeadLetter {
     /// (status and the start of the body, or the SMTP reply).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_response: Option<String>,
+    /// For the file pipeline: the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
+    /// For the file pipeline: the step that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// For a workflow: the workflow that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow_id: Option<String>,
     /// Subject it was consumed from.
     pub subject: String,
     /// Why it failed.
@@ -264,6 +273,9 @@ impl Bus {
             topic: get(h::TOPIC),
             subscription: get(h::SUBSCRIPTION),
             last_response: get(h::DLQ_RESPONSE),
+            file_id: get(h::FILE_ID),
+            step: get(h::FILE_STEP),
+            workflow_id: get(h::WORKFLOW_ID),
             subject: get(h::DLQ_SUBJECT).unwrap_or_default(),
             reason: get(h::DLQ_REASON).unwrap_or_default(),
             attempts: get(h::DLQ_ATTEMPTS)

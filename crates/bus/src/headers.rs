@@ -21,6 +21,12 @@ pub const DLQ_FAILED_AT: &str = "Sluice-Dlq-Failed-At";
 pub const DLQ_TERMINAL: &str = "Sluice-Dlq-Terminal";
 /// Dead letter: the last response of a target (status and the start of the body).
 pub const DLQ_RESPONSE: &str = "Sluice-Dlq-Response";
+/// Dead letter of the file pipeline: the file.
+pub const FILE_ID: &str = "Sluice-File-Id";
+/// Dead letter of the file pipeline: the step that failed.
+pub const FILE_STEP: &str = "Sluice-File-Step";
+/// Dead letter of a workflow: the workflow.
+pub const WORKFLOW_ID: &str = "Sluice-Workflow-Id";
 /// Redriven message: the dead-letter sequence it came from.
 pub const REDRIVEN_FROM: &str = "Sluice-Redriven-From";
 

@@ -143,7 +143,8 @@ impl Bus {
     }
 
     /// Declares (creates or updates) the shared streams: ingest, dead
-    /// letters, the bus, deliveries and topic messages (standard and FIFO).
+    /// letters, the bus, deliveries, topic messages (standard and FIFO) and
+    /// object store notifications.
     pub async fn declare_streams(
         &self,
         queue: &QueueConfig,
@@ -156,6 +157,7 @@ impl Bus {
             streams::deliveries_stream(&self.names, queue, replicas),
             streams::notify_stream(&self.names, queue, replicas),
             streams::notify_fifo_stream(&self.names, queue, replicas),
+            streams::files_stream(&self.names, queue, replicas),
         ] {
             let name = config.name.clone();
             self.js

@@ -174,6 +174,14 @@ impl Names {
     pub fn fanout_fifo(&self, partition: u32) -> String {
         format!("{}notifier_fifo_{partition}", self.prefix)
     }
+    /// Object store notifications, waiting for file-ingest.
+    pub fn files(&self) -> String {
+        format!("{}FILES", self.prefix)
+    }
+    /// file-ingest's durable consumer.
+    pub fn file_ingest(&self) -> String {
+        format!("{}file_ingest", self.prefix)
+    }
     /// The transformer's durable consumer on the bus (the router).
     pub fn router(&self) -> String {
         format!("{}transformer", self.prefix)
@@ -346,6 +354,46 @@ pub fn notify_stream(names: &Names, q: &QueueConfig, replicas: usize) -> Config 
             replicas,
             "sluice topic messages",
         )
+    }
+}
+
+/// Object store notifications (`files.<bucket>`, the S3 event format), a
+/// work queue for file-ingest: kept until file-ingest has started the
+/// object's pipeline, so none is lost while it is down. Full → refuse new
+/// (the object store keeps them in its own queue and retries).
+pub fn files_stream(names: &Names, q: &QueueConfig, replicas: usize) -> Config {
+    Config {
+        retention: RetentionPolicy::WorkQueue,
+        discard: DiscardPolicy::New,
+        max_age: q.retention,
+        ..stream(
+            names.files(),
+            crate::subjects::FILES_ALL,
+            names,
+            q,
+            replicas,
+            "sluice object store notifications",
+        )
+    }
+}
+
+/// file-ingest's consumer: every notification once, acknowledged when the
+/// pipelines of its objects are started.
+pub fn file_ingest_consumer(
+    names: &Names,
+    ack_wait: Duration,
+    max_ack_pending: i64,
+) -> pull::Config {
+    pull::Config {
+        durable_name: Some(names.file_ingest()),
+        description: Some("sluice file-ingest: starts the pipeline of each uploaded object".into()),
+        deliver_policy: DeliverPolicy::All,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait,
+        max_deliver: -1,
+        max_ack_pending,
+        filter_subject: names.subject(crate::subjects::FILES_ALL),
+        ..Default::default()
     }
 }
 

@@ -36,6 +36,17 @@ pub fn ingest(kind: &str, id: &str) -> String {
 pub fn ingest_kind(subject: &str) -> Option<&str> {
     subject.strip_prefix("ingest.")?.split('.').next()
 }
+/// Every object store notification (S3 event format).
+pub const FILES_ALL: &str = "files.>";
+/// The notifications of bucket `bucket` (`files.<bucket>`): where the
+/// object store publishes them and file-ingest takes them.
+pub fn files(bucket: &str) -> String {
+    format!("files.{}", token(bucket))
+}
+/// The dead letters of the file pipeline of bucket `bucket`.
+pub fn dlq_files(bucket: &str) -> String {
+    format!("dlq.files.{}", token(bucket))
+}
 /// Everything on the bus.
 pub const BUS_ALL: &str = "bus.>";
 /// Everything dead-lettered.

@@ -10,6 +10,7 @@
 
 pub mod envelope;
 pub mod event;
+pub mod file;
 pub mod ids;
 pub mod input;
 pub mod money;

@@ -11,6 +11,7 @@
 
 pub mod buses;
 pub mod events;
+pub mod files;
 pub mod idempotency;
 pub mod inventory;
 pub mod orders;
@@ -149,6 +150,8 @@ pub struct Tables {
     pub subscriptions: String,
     /// Tasks, by id, with their indexes and outboxes.
     pub tasks: String,
+    /// Uploaded files, by id.
+    pub files: String,
 }
 
 impl Tables {
@@ -164,6 +167,7 @@ impl Tables {
             topics: format!("{prefix}topics"),
             subscriptions: format!("{prefix}subscriptions"),
             tasks: format!("{prefix}tasks"),
+            files: format!("{prefix}files"),
         }
     }
 }

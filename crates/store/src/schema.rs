@@ -26,6 +26,7 @@ fn definitions(t: &Tables) -> Vec<(&str, &'static str, Option<&'static str>, boo
         (&t.topics, "name", None, false),
         (&t.subscriptions, "topic", Some("id"), false),
         (&t.tasks, "taskId", None, true),
+        (&t.files, "file_id", None, false),
     ]
 }
 

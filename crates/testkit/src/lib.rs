@@ -374,6 +374,94 @@ impl Temporal {
     }
 }
 
+/// MinIO, the object store, with its bucket notifications published to
+/// JetStream (one NATS target, `SLUICE`, on `<prefix>.files.<bucket>`).
+#[derive(Debug)]
+pub struct ObjectStore {
+    /// The process (None while stopped).
+    pub proc: Option<Proc>,
+    /// The S3 API's port.
+    pub port: u16,
+    /// Access key.
+    pub user: String,
+    /// Secret key.
+    pub password: String,
+}
+
+impl ObjectStore {
+    /// Starts MinIO with its data in `dir`, notifying created objects of
+    /// bucket `bucket` to `subject` on the NATS server at `nats`.
+    pub async fn start(dir: &Path, nats: &str, subject: &str) -> Result<Self> {
+        let port = free_port();
+        let data = dir.join("minio");
+        std::fs::create_dir_all(&data)?;
+        let mut cmd = Command::new(deps_dir().join("bin/minio"));
+        cmd.arg("server")
+            .arg(&data)
+            .args(["--address", &format!("127.0.0.1:{port}")])
+            .args(["--console-address", &format!("127.0.0.1:{}", free_port())])
+            .arg("--quiet")
+            .env("MINIO_ROOT_USER", "sluice-test")
+            .env("MINIO_ROOT_PASSWORD", "sluice-test-secret")
+            .env("MINIO_BROWSER", "off")
+            .env("MINIO_NOTIFY_NATS_ENABLE_SLUICE", "on")
+            .env(
+                "MINIO_NOTIFY_NATS_ADDRESS_SLUICE",
+                nats.trim_start_matches("nats://"),
+            )
+            .env("MINIO_NOTIFY_NATS_SUBJECT_SLUICE", subject)
+            .env("MINIO_NOTIFY_NATS_JETSTREAM_SLUICE", "on")
+            .env(
+                "MINIO_NOTIFY_NATS_QUEUE_DIR_SLUICE",
+                dir.join("minio-events"),
+            );
+        let proc = Proc::spawn("minio", cmd, dir.join("minio.log"))?;
+        wait_for_port(port, "MinIO").await?;
+        // The port opens before the API serves.
+        let http = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + patience(Duration::from_secs(30));
+        loop {
+            let ready = http
+                .get(format!("http://127.0.0.1:{port}/minio/health/ready"))
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false);
+            if ready {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("MinIO did not become ready on port {port}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(Self {
+            proc: Some(proc),
+            port,
+            user: "sluice-test".into(),
+            password: "sluice-test-secret".into(),
+        })
+    }
+
+    /// The S3 endpoint URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The services' variables for this store.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("SLUICE_S3_ENDPOINT".into(), self.url()),
+            ("SLUICE_S3_ACCESS_KEY_ID".into(), self.user.clone()),
+            ("SLUICE_S3_SECRET_ACCESS_KEY".into(), self.password.clone()),
+            (
+                "SLUICE_FILES_NOTIFY_ARN".into(),
+                "arn:minio:sqs::SLUICE:nats".into(),
+            ),
+        ]
+    }
+}
+
 /// The servers a sluice test needs, in one temp dir.
 #[derive(Debug)]
 pub struct Servers {

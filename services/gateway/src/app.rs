@@ -29,7 +29,7 @@ use utoipa_axum::routes;
 use crate::error::ApiError;
 use crate::routes::rules::test as patterns;
 use crate::routes::{
-    dlq, events, health, inventory, orders, queues, rules, tasks, topics, workflows,
+    dlq, events, files, health, inventory, orders, queues, rules, tasks, topics, workflows,
 };
 use crate::Shared;
 
@@ -123,6 +123,8 @@ fn api_routes() -> OpenApiRouter<Shared> {
         .routes(routes!(topics::rotate_secret))
         .routes(routes!(tasks::create, tasks::list))
         .routes(routes!(tasks::get, tasks::update, tasks::delete))
+        .routes(routes!(files::create))
+        .routes(routes!(files::get))
         .routes(routes!(workflows::list))
         .routes(routes!(workflows::start, workflows::get))
         .routes(routes!(workflows::signal))

@@ -59,6 +59,10 @@ pub mod scope {
     pub const WORKFLOWS_READ: &str = "workflows:read";
     /// Start, signal and cancel workflows.
     pub const WORKFLOWS_WRITE: &str = "workflows:write";
+    /// Read files.
+    pub const FILES_READ: &str = "files:read";
+    /// Register files (upload URLs).
+    pub const FILES_WRITE: &str = "files:write";
 }
 
 /// Who is calling, with what rights.

@@ -81,6 +81,8 @@ pub struct Config {
     /// `SLUICE_GATEWAY_ACCESS_LOG`: one JSON line per request (method,
     /// route, status, latency, principal, request and trace ids). Default true.
     pub access_log: bool,
+    /// The object store (`SLUICE_S3_*`, `SLUICE_FILES_*`): upload URLs.
+    pub files: sluice_files::FilesConfig,
     /// NATS, the store, queue limits and telemetry.
     #[serde(flatten)]
     pub common: Common,
@@ -262,6 +264,7 @@ impl Config {
             grpc_timeout: env.duration("SLUICE_GRPC_TIMEOUT", Duration::from_secs(5))?,
             cors: CorsConfig::from_env(env)?,
             access_log: env.bool("SLUICE_GATEWAY_ACCESS_LOG", true)?,
+            files: sluice_files::FilesConfig::from_env(env)?,
             common: Common::from_env(env)?,
         })
     }

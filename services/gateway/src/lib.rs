@@ -55,6 +55,8 @@ pub struct State {
     pub orchestrator: orchestrator::Orchestrator,
     /// Which buses exist.
     pub buses: buses::BusCache,
+    /// The object store, signing for the URL clients use.
+    pub files_public: aws_sdk_s3::Client,
 }
 
 /// Shared handle on [`State`].
@@ -84,6 +86,7 @@ pub async fn run(
         notifier,
         orchestrator,
         buses: buses::BusCache::default(),
+        files_public: config.files.public_client(),
         throttle: throttle::Throttle::new(config.rate_per_second, config.burst),
         config,
         bus,

@@ -53,6 +53,9 @@ pub struct Config {
     /// get to finish at shutdown. Default 20s.
     #[serde(serialize_with = "serialize_duration")]
     pub shutdown_timeout: Duration,
+    /// The file pipeline's settings (its activities' task queue, attempts
+    /// and backoff).
+    pub files: sluice_files::FilesConfig,
     /// NATS, the store, queue limits and telemetry.
     #[serde(flatten)]
     pub common: Common,
@@ -146,6 +149,7 @@ impl Config {
                 "SLUICE_ORCHESTRATOR_SHUTDOWN_TIMEOUT",
                 Duration::from_secs(20),
             )?,
+            files: sluice_files::FilesConfig::from_env(env)?,
             common: Common::from_env(env)?,
         })
     }

@@ -21,10 +21,11 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::approval::{self, Approval};
+use crate::files::{self, FilePipeline};
 use crate::Shared;
 
 /// The workflow types this orchestrator runs.
-pub const TYPES: &[&str] = &[approval::TYPE];
+pub const TYPES: &[&str] = &[approval::TYPE, files::TYPE];
 
 /// Most workflows one list returns.
 pub const MAX_LIST: u32 = 100;
@@ -171,6 +172,34 @@ fn approval_input(
     })
 }
 
+/// The file pipeline's input: `{"file_id", "bucket", "key",
+/// "notification"?}` (file-ingest sends it for each uploaded object).
+fn file_input(
+    state: &crate::State,
+    workflow_id: &str,
+    input: &str,
+) -> Result<sluice_files::pipeline::Input, Violation> {
+    let start: sluice_files::pipeline::Start = serde_json::from_str(input).map_err(|e| {
+        Violation::new(
+            "/input",
+            format!("a file pipeline needs {{\"file_id\", \"bucket\", \"key\"}}: {e}"),
+        )
+    })?;
+    sluice_model::ids::check_client_id(&start.file_id)
+        .map_err(|e| Violation::new("/input/file_id", e))?;
+    if start.bucket.is_empty() || start.key.is_empty() {
+        return Err(Violation::new("/input", "bucket and key must not be empty"));
+    }
+    let files = &state.config.files;
+    Ok(sluice_files::pipeline::Input {
+        workflow_id: workflow_id.to_string(),
+        start,
+        task_queue: files.task_queue.clone(),
+        max_attempts: files.max_attempts,
+        retry_initial_ms: u64::try_from(files.retry_initial.as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
 impl WorkflowsApi {
     async fn describe(&self, id: &str) -> AdminResult<v1::Workflow> {
         if sluice_model::ids::check_client_id(id).is_err() {
@@ -191,10 +220,24 @@ impl WorkflowsApi {
             closed_at: rfc3339(d.close_time()),
             ..Default::default()
         };
-        if d.status() != WorkflowExecutionStatus::Running && w.workflow_type == approval::TYPE {
-            let typed = client.get_workflow_handle::<Approval>(id);
-            match typed.get_result(WorkflowGetResultOptions::default()).await {
-                Ok(out) => w.result = serde_json::to_string(&out).unwrap_or_default(),
+        if d.status() != WorkflowExecutionStatus::Running
+            && (w.workflow_type == approval::TYPE || w.workflow_type == files::TYPE)
+        {
+            let result = if w.workflow_type == files::TYPE {
+                client
+                    .get_workflow_handle::<FilePipeline>(id)
+                    .get_result(WorkflowGetResultOptions::default())
+                    .await
+                    .map(|out| serde_json::to_string(&out).unwrap_or_default())
+            } else {
+                client
+                    .get_workflow_handle::<Approval>(id)
+                    .get_result(WorkflowGetResultOptions::default())
+                    .await
+                    .map(|out| serde_json::to_string(&out).unwrap_or_default())
+            };
+            match result {
+                Ok(out) => w.result = out,
                 Err(WorkflowGetResultError::Failed(f)) => w.error = f.to_string(),
                 Err(WorkflowGetResultError::Cancelled { .. }) => w.error = "canceled".into(),
                 Err(WorkflowGetResultError::Terminated { .. }) => w.error = "terminated".into(),
@@ -227,26 +270,33 @@ impl Workflows for WorkflowsApi {
                 .map_err(|e| AdminError::Invalid(Violation::new("/workflow_id", e)))?;
             req.workflow_id.clone()
         };
-        let input = approval_input(&self.state, &id, &req.input).map_err(AdminError::from)?;
         let options = WorkflowStartOptions::new(self.state.config.task_queue.clone(), id.clone())
             .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
             .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
             .build();
-        match self
-            .state
-            .temporal
-            .client
-            .start_workflow(Approval::run, input, options)
-            .await
-        {
-            Ok(handle) => {
+        let client = &self.state.temporal.client;
+        let started = if req.workflow_type == files::TYPE {
+            let input = file_input(&self.state, &id, &req.input).map_err(AdminError::from)?;
+            client
+                .start_workflow(FilePipeline::run, input, options)
+                .await
+                .map(|h| h.run_id().unwrap_or_default().to_string())
+        } else {
+            let input = approval_input(&self.state, &id, &req.input).map_err(AdminError::from)?;
+            client
+                .start_workflow(Approval::run, input, options)
+                .await
+                .map(|h| h.run_id().unwrap_or_default().to_string())
+        };
+        match started {
+            Ok(run_id) => {
                 metrics::counter!("sluice.orchestrator.started", "type" => req.workflow_type.clone())
                     .increment(1);
                 tracing::info!(workflow_id = %id, workflow_type = %req.workflow_type,
                     origin = %req.origin, "workflow started");
                 Ok(Response::new(v1::StartWorkflowResponse {
                     workflow_id: id,
-                    run_id: handle.run_id().unwrap_or_default().to_string(),
+                    run_id,
                 }))
             }
             Err(WorkflowStartError::AlreadyStarted { .. }) => Err(Status::already_exists(format!(

@@ -7,6 +7,7 @@
 //! restarted) replays it and carries on.
 //!
 //! - `approval`: the tasks app's approval workflow and its activities.
+//! - `files`: the file pipeline (its activities run in file-ingest).
 //! - `grpc`: the `Workflows` API.
 //! - `links`: signed approval links.
 //! - `app`: the admin endpoints.
@@ -16,70 +17,23 @@
 pub mod app;
 pub mod approval;
 pub mod config;
+pub mod files;
 pub mod grpc;
 pub mod links;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use sluice_bus::Bus;
 use sluice_runtime::{Backends, Tables};
 use sluice_store::Store;
-use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
 use temporalio_sdk::{Worker, WorkerOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
-/// Temporal, as the orchestrator reaches it.
-#[derive(Clone)]
-pub struct Temporal {
-    /// The client (namespace set).
-    pub client: Client,
-    namespace: String,
-}
-
-impl std::fmt::Debug for Temporal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Temporal")
-            .field("namespace", &self.namespace)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Temporal {
-    /// Connects (once; the caller retries).
-    pub async fn connect(url: &str, namespace: &str) -> anyhow::Result<Self> {
-        let url = Url::parse(url).context("SLUICE_TEMPORAL_URL")?;
-        let connection = Connection::connect(
-            ConnectionOptions::new(url)
-                .identity(format!("sluice-orchestrator@{}", std::process::id()))
-                .build(),
-        )
-        .await
-        .context("connecting to Temporal")?;
-        let client = Client::new(
-            connection,
-            ClientOptions::new(namespace.to_string()).build(),
-        )
-        .context("a Temporal client")?;
-        Ok(Self {
-            client,
-            namespace: namespace.to_string(),
-        })
-    }
-
-    /// Whether Temporal answers for the namespace.
-    pub async fn describe_namespace(&self) -> Result<(), String> {
-        self.client
-            .count_workflows("", Default::default())
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-}
+pub use sluice_files::temporal::Temporal;
 
 /// A replayer of every workflow this orchestrator runs: recorded
 /// histories replayed through it must take the same path (determinism
@@ -88,6 +42,8 @@ pub fn replayer() -> anyhow::Result<temporalio_sdk::workflow_replayer::WorkflowR
     use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
     let options = WorkflowReplayerOptions::new()
         .register_workflow::<approval::Approval>()
+        .map_err(|e| anyhow::anyhow!("registering the workflows: {e}"))?
+        .register_workflow::<files::FilePipeline>()
         .map_err(|e| anyhow::anyhow!("registering the workflows: {e}"))?
         .build();
     WorkflowReplayer::new(options).map_err(|e| anyhow::anyhow!("a replayer: {e}"))
@@ -129,18 +85,15 @@ pub async fn run(
         })?;
     let Backends { bus, store } =
         Backends::connect("orchestrator", &config.common, Tables::Wait, &shutdown).await?;
-    let temporal = loop {
-        match Temporal::connect(&config.temporal_url, &config.namespace).await {
-            Ok(t) => break t,
-            Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), url = %config.temporal_url,
-                    "Temporal does not answer yet; will retry");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
+    let Some(temporal) = Temporal::connect_retrying(
+        &config.temporal_url,
+        &config.namespace,
+        "orchestrator",
+        &shutdown,
+    )
+    .await
+    else {
+        return Ok(());
     };
     if config.link_secret.is_none() {
         tracing::warn!(
@@ -172,6 +125,8 @@ pub async fn run(
     let options = WorkerOptions::new(state.config.task_queue.clone())
         .graceful_shutdown_period(state.config.shutdown_timeout)
         .register_workflow::<approval::Approval>()
+        .map_err(|e| anyhow::anyhow!("registering the workflows: {e}"))?
+        .register_workflow::<files::FilePipeline>()
         .map_err(|e| anyhow::anyhow!("registering the workflows: {e}"))?
         .register_activities(activities)
         .build();

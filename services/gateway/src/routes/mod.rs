@@ -2,6 +2,7 @@
 
 pub mod dlq;
 pub mod events;
+pub mod files;
 pub mod health;
 pub mod inventory;
 pub mod orders;
