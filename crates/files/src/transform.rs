@@ -52,13 +52,18 @@ pub async fn to_json_lines(
         .map_err(|e| store_error("reading the object", e))?;
     let mut body = object.body;
     let mut upload = Upload::new(s3, dest_bucket, dest_key);
-    let mut out: Vec<u8> = Vec::with_capacity(PART_SIZE + (1 << 16));
+    // One buffer for the whole transform: each part is split off it and,
+    // once uploaded, its storage is reclaimed for the next. (A fresh 8 MiB
+    // buffer per part made glibc's allocator raise its mmap threshold and
+    // keep what was freed: the resident set grew with the file.)
+    let mut out = bytes::BytesMut::with_capacity(PART_SIZE + (1 << 16));
     let mut csv = CsvRows::new(max_row);
     let mut lines = JsonLines::new(max_row);
-    let emit = |value: &Value, out: &mut Vec<u8>| {
-        // Writing a Value into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, value);
-        out.push(b'\n');
+    let emit = |value: &Value, out: &mut bytes::BytesMut| {
+        use bytes::BufMut as _;
+        // Writing a Value into memory cannot fail.
+        let _ = serde_json::to_writer((&mut *out).writer(), value);
+        out.put_u8(b'\n');
     };
     let result: Result<(), TransformError> = async {
         loop {
@@ -82,8 +87,8 @@ pub async fn to_json_lines(
             }
             .map_err(TransformError::Content)?;
             if out.len() >= PART_SIZE {
-                let part = std::mem::replace(&mut out, Vec::with_capacity(PART_SIZE + (1 << 16)));
-                upload.part(part).await?;
+                upload.part(out.split().freeze()).await?;
+                out.reserve(PART_SIZE + (1 << 16));
             }
             if chunk.is_none() {
                 break;
@@ -93,7 +98,7 @@ pub async fn to_json_lines(
     }
     .await;
     match result {
-        Ok(()) => upload.finish(out).await,
+        Ok(()) => upload.finish(out.freeze()).await,
         Err(e) => {
             upload.abort().await;
             Err(e)
@@ -123,7 +128,7 @@ impl<'a> Upload<'a> {
         }
     }
 
-    async fn part(&mut self, data: Vec<u8>) -> Result<(), TransformError> {
+    async fn part(&mut self, data: bytes::Bytes) -> Result<(), TransformError> {
         if self.id.is_none() {
             let created = self
                 .s3
@@ -158,7 +163,7 @@ impl<'a> Upload<'a> {
         Ok(())
     }
 
-    async fn finish(mut self, rest: Vec<u8>) -> Result<u64, TransformError> {
+    async fn finish(mut self, rest: bytes::Bytes) -> Result<u64, TransformError> {
         if self.id.is_none() {
             let bytes = rest.len() as u64;
             self.s3

@@ -35,7 +35,11 @@ async fn recorded_histories_replay_against_the_current_code() {
             "approval-cancel.json",
             "approval-link.json",
             "approval-signal.json",
-            "approval-timeout.json"
+            "approval-timeout.json",
+            "file-pipeline-invalid.json",
+            "file-pipeline-processed.json",
+            "file-pipeline-redriven.json",
+            "file-pipeline-retries-exhausted.json",
         ],
         "every recorded history"
     );
