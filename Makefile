@@ -42,12 +42,13 @@ fmt:
 
 BENCH_ROUNDS ?= 3
 
-bench: deps ## ingest, event bus, fan-out, tasks API and pattern-matching benchmarks, BENCH_ROUNDS rounds each (medians); results in bench/results/
+bench: deps ## ingest, event bus, fan-out, tasks API, files and pattern-matching benchmarks, BENCH_ROUNDS rounds each (medians); results in bench/results/
 	$(CARGO) build --release --workspace --bins
 	target/release/sluice-bench --out bench/results --rounds $(BENCH_ROUNDS)
 	target/release/sluice-bench --suite bus --no-fsync --out bench/results --rounds $(BENCH_ROUNDS)
 	target/release/sluice-bench --suite fanout --out bench/results --rounds $(BENCH_ROUNDS)
 	target/release/sluice-bench --suite tasks --out bench/results --rounds $(BENCH_ROUNDS)
+	target/release/sluice-bench --suite files --out bench/results --rounds $(BENCH_ROUNDS)
 	ROUNDS=$(BENCH_ROUNDS) bash scripts/bench-patterns.sh
 
 clean: down

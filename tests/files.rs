@@ -122,6 +122,32 @@ async fn read_object(s3: &aws_sdk_s3::Client, at: &str) -> String {
     String::from_utf8(got.body.collect().await.unwrap().to_vec()).unwrap()
 }
 
+/// The owner (the admin key's principal) is told by email: subscribes
+/// [`OWNER_EMAIL`] to the files topic, filtered on `owner`, and confirms.
+async fn subscribe_owner(stack: &Stack, mail: &Mailbox) {
+    let (code, _) = stack.put("/v1/topics/file-events", &json!({})).await;
+    assert!(code == 200 || code == 201, "{code}");
+    let (code, _, sub) = stack
+        .post(
+            "/v1/topics/file-events/subscriptions",
+            &json!({"protocol": "email", "endpoint": OWNER_EMAIL, "filter_policy": {"owner": ["admin"]}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{sub}");
+    let confirm = mail
+        .wait_for(OWNER_EMAIL, 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let link = confirm[0]["text"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .find(|w| w.contains("/confirm?token="))
+        .unwrap()
+        .to_string();
+    assert_eq!(reqwest::get(&link).await.unwrap().status(), 200);
+}
+
 async fn emails_with(mail: &Mailbox, subject: &str, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -159,28 +185,7 @@ async fn uploads_are_processed_invalid_and_failing_files_are_dead_lettered_and_r
     )
     .await
     .unwrap();
-    // The owner (the admin key's principal) is told by email.
-    let (code, _) = stack.put("/v1/topics/file-events", &json!({})).await;
-    assert!(code == 200 || code == 201, "{code}");
-    let (code, _, sub) = stack
-        .post(
-            "/v1/topics/file-events/subscriptions",
-            &json!({"protocol": "email", "endpoint": OWNER_EMAIL, "filter_policy": {"owner": ["admin"]}}),
-        )
-        .await;
-    assert_eq!(code, 201, "{sub}");
-    let confirm = mail
-        .wait_for(OWNER_EMAIL, 1, Duration::from_secs(30))
-        .await
-        .unwrap();
-    let link = confirm[0]["text"]
-        .as_str()
-        .unwrap()
-        .split_whitespace()
-        .find(|w| w.contains("/confirm?token="))
-        .unwrap()
-        .to_string();
-    assert_eq!(reqwest::get(&link).await.unwrap().status(), 200);
+    subscribe_owner(&stack, &mail).await;
     let s3 = stack.s3();
 
     // 1. A valid CSV: processed, with what the bytes say.
@@ -565,4 +570,78 @@ async fn a_file_much_larger_than_memory_streams_through() {
         grown >> 20,
         size >> 20
     );
+}
+
+#[tokio::test]
+async fn pipelines_survive_the_orchestrator_and_temporal_being_killed() {
+    let mail = Mailbox::start().await.unwrap();
+    let (smtp, ca) = (mail.starttls_url(), mail.ca_file());
+    let mut stack = Stack::start_with_files(
+        "fileskill",
+        &[
+            ("SLUICE_SMTP_URL", smtp.as_str()),
+            ("SLUICE_SMTP_CA_FILE", ca.as_str()),
+        ],
+        false,
+    )
+    .await
+    .unwrap();
+    subscribe_owner(&stack, &mail).await;
+    let mut ids = Vec::new();
+    // The orchestrator SIGKILLed while pipelines run, then started again.
+    for n in 0..4 {
+        ids.push(
+            upload(
+                &stack,
+                &format!("o{n}.csv"),
+                "text/csv",
+                None,
+                format!("a,b\n{n},x\n").into_bytes(),
+            )
+            .await,
+        );
+    }
+    stack.kill_orchestrator().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stack.start_orchestrator().await.unwrap();
+    // Temporal itself SIGKILLed while uploads arrive, then started again
+    // on its history.
+    for n in 4..8 {
+        ids.push(
+            upload(
+                &stack,
+                &format!("o{n}.csv"),
+                "text/csv",
+                None,
+                format!("a,b\n{n},x\n").into_bytes(),
+            )
+            .await,
+        );
+        if n == 5 {
+            let temporal = stack.temporal.as_mut().unwrap();
+            temporal.stop().await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            temporal.resume().await.unwrap();
+        }
+    }
+    for id in &ids {
+        let f = file_until(&stack, id, &["processed", "dead_lettered", "failed"]).await;
+        assert_eq!(f["status"], "processed", "{f}\n{}", stack.logs());
+        assert_eq!(f["rows"], 1);
+    }
+    // Each file's pipeline ran once and each owner notice went out once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let all = pipelines(&stack).await;
+        if all.len() == ids.len() && all.iter().all(|w| w["status"] == "COMPLETED") {
+            break;
+        }
+        assert!(all.len() <= ids.len(), "{all:?}");
+        assert!(Instant::now() < deadline, "{all:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    emails_with(&mail, "File processed:", ids.len()).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let told = emails_with(&mail, "File processed:", ids.len()).await;
+    assert_eq!(told.len(), ids.len(), "a notice went out twice: {told:?}");
 }

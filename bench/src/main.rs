@@ -22,6 +22,10 @@
 //! `--suite tasks` (see [`tasks`]): the tasks API's create and list against
 //! the store's raw write and query rates, measured in the same run.
 //!
+//! `--suite files` (see [`files`]): a 1 GiB CSV through the file pipeline
+//! against the object store's raw GET, file-ingest's RSS, and pipelines of
+//! tiny files per second with their latency.
+//!
 //! Results go to `<out>/<suite>.md` (with the command and settings).
 //! `--suite all` (the default) runs ingest and bus; `make bench` runs every
 //! suite.
@@ -31,6 +35,7 @@
 
 mod bus;
 mod fanout;
+mod files;
 mod ingest;
 mod tasks;
 
@@ -89,7 +94,7 @@ fn args() -> Args {
                     .collect()
             }
             other => {
-                eprintln!("usage: sluice-bench [--suite all|ingest|bus|fanout|tasks] [--out DIR] [--seconds N] [--rates 500,1000] [--rules N] [--subscriptions N] [--rounds N] [--no-fsync]; got {other}");
+                eprintln!("usage: sluice-bench [--suite all|ingest|bus|fanout|tasks|files] [--out DIR] [--seconds N] [--rates 500,1000] [--rules N] [--subscriptions N] [--rounds N] [--no-fsync]; got {other}");
                 std::process::exit(2);
             }
         }
@@ -202,8 +207,14 @@ async fn main() -> Result<()> {
             })
             .await;
         }
+        "files" => {
+            return rounds(&args, "files", "sluice files benchmark", || {
+                files::run(&args, &bin)
+            })
+            .await;
+        }
         other => {
-            eprintln!("unknown suite {other:?}: use all, ingest, bus, fanout or tasks");
+            eprintln!("unknown suite {other:?}: use all, ingest, bus, fanout, tasks or files");
             std::process::exit(2);
         }
     };

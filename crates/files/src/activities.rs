@@ -18,6 +18,9 @@ use crate::pipeline::{step, Ended, Failed, Notice, Object, Processed};
 use crate::transform::TransformError;
 use crate::FilesConfig;
 
+/// Bytes between two heartbeats of a streaming step.
+pub const HEARTBEAT_BYTES: u64 = 8 << 20;
+
 /// What the activities reach.
 #[derive(Debug)]
 pub struct FileActivities {
@@ -97,7 +100,7 @@ impl FileActivities {
     #[activity(name = "file.validate")]
     pub async fn validate(
         self: Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         object: Object,
     ) -> Result<Inspection, ActivityError> {
         // The run claims the file: it is the one the record follows now
@@ -145,12 +148,20 @@ impl FileActivities {
         let max_row = usize::try_from(self.config.max_row_bytes).unwrap_or(usize::MAX);
         let mut inspector = Inspector::new(&record.declared_content_type, schema, max_row);
         let mut body = got.body;
+        let (mut read, mut beat) = (0u64, 0u64);
         while let Some(chunk) = body
             .try_next()
             .await
             .map_err(|e| retryable(step::VALIDATE, error_chain(&e)))?
         {
             metrics::counter!("sluice.files.bytes.inspected").increment(chunk.len() as u64);
+            read += chunk.len() as u64;
+            // Alive, for the step's heartbeat timeout: a worker that died
+            // mid-file is noticed in seconds, not after the whole timeout.
+            if read - beat >= HEARTBEAT_BYTES {
+                beat = read;
+                let _ = ctx.record_heartbeat(read).await;
+            }
             if !inspector.feed(&chunk) {
                 break;
             }
@@ -166,7 +177,7 @@ impl FileActivities {
     #[activity(name = "file.transform")]
     pub async fn transform(
         self: Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         object: Object,
     ) -> Result<String, ActivityError> {
         let record = self.record(&object.file_id, step::TRANSFORM).await?;
@@ -178,6 +189,7 @@ impl FileActivities {
                     Self::schema(&record).map_err(|e| final_failure(step::TRANSFORM, e))?;
                 let dest_key = format!("{}.jsonl", object.file_id);
                 crate::transform::to_json_lines(
+                    &ctx,
                     &self.s3,
                     &object.bucket,
                     &object.key,

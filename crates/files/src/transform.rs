@@ -31,9 +31,10 @@ fn store_error<E: std::error::Error>(what: &str, e: E) -> TransformError {
 }
 
 /// Writes the JSON-lines copy of `bucket/key` (a `format` file) to
-/// `dest_bucket/dest_key`.
+/// `dest_bucket/dest_key`, heartbeating after each part.
 #[allow(clippy::too_many_arguments)]
 pub async fn to_json_lines(
+    ctx: &temporalio_sdk::activities::ActivityContext,
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
@@ -89,6 +90,8 @@ pub async fn to_json_lines(
             if out.len() >= PART_SIZE {
                 upload.part(out.split().freeze()).await?;
                 out.reserve(PART_SIZE + (1 << 16));
+                // Alive, for the step's heartbeat timeout.
+                let _ = ctx.record_heartbeat(upload.bytes).await;
             }
             if chunk.is_none() {
                 break;

@@ -30,18 +30,27 @@ pub const TYPE: &str = pipeline::TYPE;
 pub struct FilePipeline;
 
 /// A step's options: `max_attempts` with exponential backoff from
-/// `retry_initial_ms`, on file-ingest's task queue. Streaming a large
-/// object takes time: 30 minutes per attempt.
-fn step_options(input: &Input) -> ActivityOptions {
+/// `retry_initial_ms`, on file-ingest's task queue. A streaming step
+/// (validate, transform) may take 30 minutes on a large object and
+/// heartbeats, so a worker that died mid-file is noticed within a minute;
+/// the others get a minute.
+fn step_options(input: &Input, streaming: bool) -> ActivityOptions {
     let retry = RetryPolicy::builder()
         .initial_interval(Duration::from_millis(input.retry_initial_ms.max(1)))
         .backoff_coefficient(2.0)
         .maximum_interval(Duration::from_secs(300))
         .maximum_attempts(input.max_attempts.max(1))
         .build();
-    let mut o = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(1800))
-        .retry_policy(retry)
-        .build();
+    let mut o = if streaming {
+        ActivityOptions::with_start_to_close_timeout(Duration::from_secs(1800))
+            .heartbeat_timeout(Duration::from_secs(60))
+            .retry_policy(retry)
+            .build()
+    } else {
+        ActivityOptions::with_start_to_close_timeout(Duration::from_secs(60))
+            .retry_policy(retry)
+            .build()
+    };
     o.task_queue = Some(input.task_queue.clone());
     o
 }
@@ -109,7 +118,7 @@ impl FilePipeline {
             .execute_activity(
                 FileActivities::validate,
                 object.clone(),
-                step_options(&input),
+                step_options(&input, true),
             )
             .await
         {
@@ -130,7 +139,11 @@ impl FilePipeline {
             ..object
         };
         let processed_object = match ctx
-            .execute_activity(FileActivities::transform, object, step_options(&input))
+            .execute_activity(
+                FileActivities::transform,
+                object,
+                step_options(&input, true),
+            )
             .await
         {
             Ok(p) => p,
@@ -143,7 +156,7 @@ impl FilePipeline {
             processed_object: processed_object.clone(),
         };
         if let Err(e) = ctx
-            .execute_activity(FileActivities::store, done, step_options(&input))
+            .execute_activity(FileActivities::store, done, step_options(&input, false))
             .await
         {
             return fail(ctx, &input, step::STORE, step_failure(&input, &e)).await;
