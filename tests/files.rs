@@ -13,10 +13,6 @@ use serde_json::{json, Value};
 use sha2::Digest;
 use sluice_e2e::Stack;
 use sluice_testkit::Mailbox;
-use temporalio_client::{
-    Client, ClientOptions, Connection, ConnectionOptions, UntypedWorkflow,
-    WorkflowFetchHistoryOptions, WorkflowHistory,
-};
 
 const OWNER_EMAIL: &str = "files-owner@example.com";
 
@@ -337,48 +333,17 @@ async fn uploads_are_processed_invalid_and_failing_files_are_dead_lettered_and_r
     );
     let redriven_workflow = redriven_workflow.to_string();
     workflow_done(&stack, &redriven_workflow).await;
-    replay(
-        &stack,
-        &[
-            ("processed", &workflow_id),
-            ("invalid", &bad_workflow),
-            ("retries-exhausted", &failed_workflow),
-            ("redriven", &redriven_workflow),
-        ],
-    )
-    .await;
-}
-
-/// Replays each run's history against the workflow code as it is;
-/// `SLUICE_RECORD_HISTORIES=<dir>` keeps them as the orchestrator's replay
-/// fixtures.
-async fn replay(stack: &Stack, runs: &[(&str, &str)]) {
-    let address = stack.temporal.as_ref().unwrap().address();
-    let connection = Connection::connect(
-        ConnectionOptions::new(
-            temporalio_client::Url::parse(&format!("http://{address}")).unwrap(),
+    stack
+        .replay(
+            "file-pipeline",
+            &[
+                ("processed", &workflow_id),
+                ("invalid", &bad_workflow),
+                ("retries-exhausted", &failed_workflow),
+                ("redriven", &redriven_workflow),
+            ],
         )
-        .build(),
-    )
-    .await
-    .unwrap();
-    let client = Client::new(connection, ClientOptions::new("default").build()).unwrap();
-    for (label, id) in runs {
-        let json = client
-            .get_workflow_handle::<UntypedWorkflow>(*id)
-            .fetch_history(WorkflowFetchHistoryOptions::builder().build())
-            .to_json()
-            .await
-            .unwrap();
-        sluice_orchestrator::replayer()
-            .unwrap()
-            .replay_workflow(WorkflowHistory::from_json(&json).unwrap())
-            .await
-            .unwrap_or_else(|e| panic!("{label}: {e}"));
-        if let Ok(dir) = std::env::var("SLUICE_RECORD_HISTORIES") {
-            std::fs::write(format!("{dir}/file-pipeline-{label}.json"), &json).unwrap();
-        }
-    }
+        .await;
 }
 
 fn hex_sha256(data: &[u8]) -> String {

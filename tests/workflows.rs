@@ -11,10 +11,6 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sluice_e2e::Stack;
 use sluice_testkit::Mailbox;
-use temporalio_client::{
-    Client, ClientOptions, Connection, ConnectionOptions, UntypedWorkflow,
-    WorkflowFetchHistoryOptions, WorkflowHistory,
-};
 
 const FIRST: &str = "first@example.com";
 const SECOND: &str = "second@example.com";
@@ -283,37 +279,17 @@ async fn approvals_are_decided_by_link_or_signal_or_escalated_then_rejected() {
     // Each history replays against the workflow code as it is (what the
     // checked-in histories of services/orchestrator/tests do for older
     // code); `SLUICE_RECORD_HISTORIES=<dir>` keeps them as new fixtures.
-    let address = stack.temporal.as_ref().unwrap().address();
-    let connection = Connection::connect(
-        ConnectionOptions::new(
-            temporalio_client::Url::parse(&format!("http://{address}")).unwrap(),
+    stack
+        .replay(
+            "approval",
+            &[
+                ("link", &id),
+                ("signal", &id2),
+                ("timeout", &id3),
+                ("cancel", &id4),
+            ],
         )
-        .build(),
-    )
-    .await
-    .unwrap();
-    let client = Client::new(connection, ClientOptions::new("default").build()).unwrap();
-    for (label, id) in [
-        ("link", &id),
-        ("signal", &id2),
-        ("timeout", &id3),
-        ("cancel", &id4),
-    ] {
-        let json = client
-            .get_workflow_handle::<UntypedWorkflow>(id.as_str())
-            .fetch_history(WorkflowFetchHistoryOptions::builder().build())
-            .to_json()
-            .await
-            .unwrap();
-        sluice_orchestrator::replayer()
-            .unwrap()
-            .replay_workflow(WorkflowHistory::from_json(&json).unwrap())
-            .await
-            .unwrap_or_else(|e| panic!("{label}: {e}"));
-        if let Ok(dir) = std::env::var("SLUICE_RECORD_HISTORIES") {
-            std::fs::write(format!("{dir}/approval-{label}.json"), &json).unwrap();
-        }
-    }
+        .await;
 
     // Bad requests are 4xx naming what is wrong, never a crash.
     let (code, _, p) = stack.post("/v1/workflows/nonesuch", &json!({})).await;

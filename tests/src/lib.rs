@@ -355,6 +355,48 @@ impl Stack {
         }
     }
 
+    /// Replays the history of each workflow of `runs` (label, id) against
+    /// the orchestrator's workflow code as it is; with
+    /// `SLUICE_RECORD_HISTORIES=<dir>` keeps each as `<dir>/<kind>-<label>.json`,
+    /// a replay fixture of the orchestrator's tests.
+    pub async fn replay(&self, kind: &str, runs: &[(&str, &str)]) {
+        use temporalio_client::{
+            Client, ClientOptions, Connection, ConnectionOptions, UntypedWorkflow,
+            WorkflowFetchHistoryOptions, WorkflowHistory,
+        };
+        let address = self
+            .temporal
+            .as_ref()
+            .expect("a stack with workflows")
+            .address();
+        let connection = Connection::connect(
+            ConnectionOptions::new(
+                temporalio_client::Url::parse(&format!("http://{address}")).expect("a URL"),
+            )
+            .build(),
+        )
+        .await
+        .expect("Temporal");
+        let client =
+            Client::new(connection, ClientOptions::new("default").build()).expect("a client");
+        for (label, id) in runs {
+            let json = client
+                .get_workflow_handle::<UntypedWorkflow>(*id)
+                .fetch_history(WorkflowFetchHistoryOptions::builder().build())
+                .to_json()
+                .await
+                .expect("the history");
+            sluice_orchestrator::replayer()
+                .expect("a replayer")
+                .replay_workflow(WorkflowHistory::from_json(&json).expect("a history"))
+                .await
+                .unwrap_or_else(|e| panic!("{kind} {label} does not replay: {e}"));
+            if let Ok(dir) = std::env::var("SLUICE_RECORD_HISTORIES") {
+                std::fs::write(format!("{dir}/{kind}-{label}.json"), &json).expect("written");
+            }
+        }
+    }
+
     /// A client of the stack's object store.
     pub fn s3(&self) -> aws_sdk_s3::Client {
         let env = sluice_config::Env::from_pairs(self.env.clone());

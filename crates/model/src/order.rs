@@ -215,6 +215,43 @@ impl PlacedOrder {
     }
 }
 
+impl PlacedOrder {
+    /// The `OrderConfirmed` or `OrderRejected` event of this order, settled
+    /// as `status` (with `reason`), derived from the `OrderPlaced` event
+    /// `placed` (its id derived from that event's, so a repeat is
+    /// de-duplicated; its account, region and version kept).
+    pub fn settled_event(
+        &self,
+        placed: &crate::Envelope,
+        status: OrderStatus,
+        reason: Option<&str>,
+    ) -> Option<crate::Envelope> {
+        let detail_type = match status {
+            OrderStatus::Confirmed => ORDER_CONFIRMED,
+            OrderStatus::Rejected => ORDER_REJECTED,
+            OrderStatus::Pending => return None,
+        };
+        Some(crate::Envelope {
+            version: placed.version.clone(),
+            id: crate::ids::derive_id(&placed.id, detail_type),
+            detail_type: detail_type.to_string(),
+            source: ORDER_SOURCE.to_string(),
+            account: placed.account.clone(),
+            time: time::OffsetDateTime::now_utc(),
+            region: placed.region.clone(),
+            resources: vec![format!("order/{}", self.order_id)],
+            detail: serde_json::json!({
+                "order_id": self.order_id,
+                "customer_id": self.customer_id,
+                "status": status,
+                "reason": reason,
+                "currency": self.currency,
+                "total": self.total_display(),
+            }),
+        })
+    }
+}
+
 fn check_sku(sku: &str) -> Result<(), String> {
     if sku.is_empty() || sku.len() > MAX_SKU_LEN {
         return Err(format!("must be 1 to {MAX_SKU_LEN} characters"));

@@ -53,6 +53,18 @@ pub struct Config {
     /// get to finish at shutdown. Default 20s.
     #[serde(serialize_with = "serialize_duration")]
     pub shutdown_timeout: Duration,
+    /// `SLUICE_PAYMENT_URL`: the payment provider the order saga charges
+    /// (`POST /charges`, `POST /refunds`). Default http://127.0.0.1:8090.
+    pub payment_url: String,
+    /// `SLUICE_PAYMENT_ATTEMPTS`: attempts at a charge before the order is
+    /// rejected. Default 3.
+    pub payment_attempts: u32,
+    /// `SLUICE_FRAUD_MAX_TOTAL`: an order whose total (in minor units, e.g.
+    /// cents) is above it fails the saga's fraud check. Default 1000000.
+    pub fraud_max_total_minor: i64,
+    /// `SLUICE_FRAUD_BLOCKED_CUSTOMERS`: customers whose orders fail the
+    /// fraud check (comma-separated). Default none.
+    pub fraud_customers: Vec<String>,
     /// The file pipeline's settings (its activities' task queue, attempts
     /// and backoff).
     pub files: sluice_files::FilesConfig,
@@ -84,6 +96,17 @@ impl Config {
             return Err(ConfigError::new(
                 "SLUICE_PUBLIC_URL",
                 format!("expected an http:// or https:// URL, got {public_url:?}"),
+            ));
+        }
+        let payment_url = env.string("SLUICE_PAYMENT_URL", "http://127.0.0.1:8090");
+        if url::Url::parse(&payment_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .is_none()
+        {
+            return Err(ConfigError::new(
+                "SLUICE_PAYMENT_URL",
+                "must be an http:// or https:// URL",
             ));
         }
         let link_secret = env.opt_string("SLUICE_LINK_SECRET");
@@ -149,6 +172,16 @@ impl Config {
                 "SLUICE_ORCHESTRATOR_SHUTDOWN_TIMEOUT",
                 Duration::from_secs(20),
             )?,
+            payment_url: payment_url.trim_end_matches('/').to_string(),
+            payment_attempts: env.number("SLUICE_PAYMENT_ATTEMPTS", 3, 1..=100)?,
+            fraud_max_total_minor: env.number("SLUICE_FRAUD_MAX_TOTAL", 1_000_000, 0..=i64::MAX)?,
+            fraud_customers: env
+                .string("SLUICE_FRAUD_BLOCKED_CUSTOMERS", "")
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect(),
             files: sluice_files::FilesConfig::from_env(env)?,
             common: Common::from_env(env)?,
         })

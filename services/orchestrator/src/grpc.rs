@@ -22,10 +22,11 @@ use tonic::{Request, Response, Status};
 
 use crate::approval::{self, Approval};
 use crate::files::{self, FilePipeline};
+use crate::saga::{self, OrderSaga};
 use crate::Shared;
 
 /// The workflow types this orchestrator runs.
-pub const TYPES: &[&str] = &[approval::TYPE, files::TYPE];
+pub const TYPES: &[&str] = &[approval::TYPE, files::TYPE, saga::TYPE];
 
 /// Most workflows one list returns.
 pub const MAX_LIST: u32 = 100;
@@ -200,6 +201,32 @@ fn file_input(
     })
 }
 
+/// The order saga's input: `{"order": <the placed order>, "placed": <its
+/// OrderPlaced event>}` (the processor sends it with
+/// `SLUICE_ORDER_FLOW=saga`).
+fn saga_input(state: &crate::State, input: &str) -> Result<saga::Input, Violation> {
+    #[derive(serde::Deserialize)]
+    struct Start {
+        order: sluice_model::PlacedOrder,
+        placed: sluice_model::Envelope,
+    }
+    let start: Start = serde_json::from_str(input).map_err(|e| {
+        Violation::new(
+            "/input",
+            format!("an order saga needs {{\"order\", \"placed\"}}: {e}"),
+        )
+    })?;
+    start
+        .order
+        .check()
+        .map_err(|e| Violation::new("/input/order", e))?;
+    Ok(saga::Input {
+        order: start.order,
+        placed: start.placed,
+        payment_attempts: state.config.payment_attempts,
+    })
+}
+
 impl WorkflowsApi {
     async fn describe(&self, id: &str) -> AdminResult<v1::Workflow> {
         if sluice_model::ids::check_client_id(id).is_err() {
@@ -221,9 +248,15 @@ impl WorkflowsApi {
             ..Default::default()
         };
         if d.status() != WorkflowExecutionStatus::Running
-            && (w.workflow_type == approval::TYPE || w.workflow_type == files::TYPE)
+            && TYPES.contains(&w.workflow_type.as_str())
         {
-            let result = if w.workflow_type == files::TYPE {
+            let result = if w.workflow_type == saga::TYPE {
+                client
+                    .get_workflow_handle::<OrderSaga>(id)
+                    .get_result(WorkflowGetResultOptions::default())
+                    .await
+                    .map(|out| serde_json::to_string(&out).unwrap_or_default())
+            } else if w.workflow_type == files::TYPE {
                 client
                     .get_workflow_handle::<FilePipeline>(id)
                     .get_result(WorkflowGetResultOptions::default())
@@ -275,7 +308,13 @@ impl Workflows for WorkflowsApi {
             .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
             .build();
         let client = &self.state.temporal.client;
-        let started = if req.workflow_type == files::TYPE {
+        let started = if req.workflow_type == saga::TYPE {
+            let input = saga_input(&self.state, &req.input).map_err(AdminError::from)?;
+            client
+                .start_workflow(OrderSaga::run, input, options)
+                .await
+                .map(|h| h.run_id().unwrap_or_default().to_string())
+        } else if req.workflow_type == files::TYPE {
             let input = file_input(&self.state, &id, &req.input).map_err(AdminError::from)?;
             client
                 .start_workflow(FilePipeline::run, input, options)

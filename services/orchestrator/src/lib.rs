@@ -8,6 +8,7 @@
 //!
 //! - `approval`: the tasks app's approval workflow and its activities.
 //! - `files`: the file pipeline (its activities run in file-ingest).
+//! - `saga`: the order saga and its activities.
 //! - `grpc`: the `Workflows` API.
 //! - `links`: signed approval links.
 //! - `app`: the admin endpoints.
@@ -20,8 +21,10 @@ pub mod config;
 pub mod files;
 pub mod grpc;
 pub mod links;
+pub mod saga;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use sluice_bus::Bus;
@@ -44,6 +47,8 @@ pub fn replayer() -> anyhow::Result<temporalio_sdk::workflow_replayer::WorkflowR
         .register_workflow::<approval::Approval>()
         .map_err(|e| anyhow::anyhow!("registering the workflows: {e}"))?
         .register_workflow::<files::FilePipeline>()
+        .map_err(|e| anyhow::anyhow!("registering the workflows: {e}"))?
+        .register_workflow::<saga::OrderSaga>()
         .map_err(|e| anyhow::anyhow!("registering the workflows: {e}"))?
         .build();
     WorkflowReplayer::new(options).map_err(|e| anyhow::anyhow!("a replayer: {e}"))
@@ -120,6 +125,17 @@ pub async fn run(
         links,
         topic: state.config.approval_topic.clone(),
     };
+    let order_activities = saga::OrderActivities {
+        store: state.store.clone(),
+        bus: state.bus.clone(),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .context("the payment provider's client")?,
+        payment_url: state.config.payment_url.clone(),
+        fraud_max_total_minor: state.config.fraud_max_total_minor,
+        fraud_customers: state.config.fraud_customers.clone(),
+    };
     let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default())
         .map_err(|e| anyhow::anyhow!("the Temporal worker runtime: {e}"))?;
     let options = WorkerOptions::new(state.config.task_queue.clone())
@@ -128,7 +144,10 @@ pub async fn run(
         .map_err(|e| anyhow::anyhow!("registering the workflows: {e}"))?
         .register_workflow::<files::FilePipeline>()
         .map_err(|e| anyhow::anyhow!("registering the workflows: {e}"))?
+        .register_workflow::<saga::OrderSaga>()
+        .map_err(|e| anyhow::anyhow!("registering the workflows: {e}"))?
         .register_activities(activities)
+        .register_activities(order_activities)
         .build();
     let mut worker = Worker::new(&runtime, temporal.client.clone(), options)
         .map_err(|e| anyhow::anyhow!("the Temporal worker: {e}"))?;

@@ -40,6 +40,8 @@ async fn recorded_histories_replay_against_the_current_code() {
             "file-pipeline-processed.json",
             "file-pipeline-redriven.json",
             "file-pipeline-retries-exhausted.json",
+            "order-saga-confirmed.json",
+            "order-saga-rejected.json",
         ],
         "every recorded history"
     );

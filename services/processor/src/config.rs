@@ -12,6 +12,14 @@ use sluice_runtime::Common;
 pub struct Config {
     /// `SLUICE_PROCESSOR_LISTEN`: address of `/healthz`, `/readyz` and `/metrics`. Default `127.0.0.1:8081`.
     pub listen: SocketAddr,
+    /// `SLUICE_ORDER_FLOW`: `direct` (the processor reserves the stock and
+    /// settles the order) or `saga` (it starts the orchestrator's
+    /// `order-saga` workflow, which reserves, checks for fraud, charges the
+    /// payment and confirms, compensating on failure). Default `direct`.
+    pub order_flow: OrderFlow,
+    /// `SLUICE_ORCHESTRATOR_URL`: the orchestrator's Workflows API, for
+    /// `SLUICE_ORDER_FLOW=saga`. Default http://127.0.0.1:9084.
+    pub orchestrator_url: String,
     /// `SLUICE_PROCESSOR_CONCURRENCY`: messages processed at once. Default 64: enough
     /// to keep a store busy over the network without flooding it.
     pub concurrency: usize,
@@ -39,7 +47,26 @@ pub struct Config {
 impl Config {
     /// Reads the configuration.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let order_flow = match env.string("SLUICE_ORDER_FLOW", "direct").as_str() {
+            "direct" => OrderFlow::Direct,
+            "saga" => OrderFlow::Saga,
+            _ => {
+                return Err(ConfigError::new(
+                    "SLUICE_ORDER_FLOW",
+                    "must be direct or saga",
+                ))
+            }
+        };
+        let orchestrator_url = env.string("SLUICE_ORCHESTRATOR_URL", "http://127.0.0.1:9084");
+        if !(orchestrator_url.starts_with("http://") || orchestrator_url.starts_with("https://")) {
+            return Err(ConfigError::new(
+                "SLUICE_ORCHESTRATOR_URL",
+                "must be an http:// or https:// URL",
+            ));
+        }
         Ok(Self {
+            order_flow,
+            orchestrator_url,
             listen: env.parse(
                 "SLUICE_PROCESSOR_LISTEN",
                 SocketAddr::from(([127, 0, 0, 1], 8081)),
@@ -55,6 +82,16 @@ impl Config {
             common: Common::from_env(env)?,
         })
     }
+}
+
+/// How orders are settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderFlow {
+    /// By the processor.
+    Direct,
+    /// By the orchestrator's order saga.
+    Saga,
 }
 
 impl sluice_runtime::ServiceConfig for Config {

@@ -15,6 +15,7 @@ pub mod work;
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use sluice_bus::Bus;
 use sluice_runtime::{Backends, Tables};
 use sluice_store::Store;
@@ -32,6 +33,8 @@ pub struct State {
     pub bus: Bus,
     /// The store.
     pub store: Store,
+    /// The orchestrator's Workflows API (the order saga).
+    pub workflows: sluice_proto::v1::workflows_client::WorkflowsClient<tonic::transport::Channel>,
 }
 
 /// Shared handle on [`State`].
@@ -46,7 +49,18 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let Backends { bus, store } =
         Backends::connect("processor", &config.common, Tables::Wait, &shutdown).await?;
-    let state: Shared = Arc::new(State { config, bus, store });
+    let workflows = sluice_proto::v1::workflows_client::WorkflowsClient::new(
+        tonic::transport::Endpoint::from_shared(config.orchestrator_url.clone())
+            .context("SLUICE_ORCHESTRATOR_URL")?
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .connect_lazy(),
+    );
+    let state: Shared = Arc::new(State {
+        config,
+        bus,
+        store,
+        workflows,
+    });
 
     let admin = axum::serve(listener, app::app(state.clone()))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());

@@ -14,12 +14,11 @@
 
 use async_nats::HeaderMap;
 use sluice_bus::subjects;
-use sluice_model::ids::derive_id;
-use sluice_model::order::{ORDER_CONFIRMED, ORDER_REJECTED, ORDER_SOURCE};
 use sluice_model::{Envelope, OrderStatus, PlacedOrder};
 use sluice_store::events::Delivery;
 use sluice_store::inventory::Reservation;
 
+use crate::config::OrderFlow;
 use crate::error::ProcessError;
 use crate::Shared;
 
@@ -77,6 +76,10 @@ async fn order(state: &Shared, envelope: &Envelope) -> Result<OrderStatus, Proce
         .order(&order.order_id)
         .await?
         .ok_or_else(|| ProcessError::Transient("order not readable after create".into()))?;
+    if current.status == OrderStatus::Pending && state.config.order_flow == OrderFlow::Saga {
+        start_saga(state, &order, envelope).await?;
+        return Ok(OrderStatus::Pending);
+    }
     let status = if current.status == OrderStatus::Pending {
         settle(state, &order).await?
     } else {
@@ -92,31 +95,48 @@ async fn order(state: &Shared, envelope: &Envelope) -> Result<OrderStatus, Proce
         .order(&order.order_id)
         .await?
         .ok_or_else(|| ProcessError::Transient("order vanished".into()))?;
-    let detail_type = match settled.status {
-        OrderStatus::Confirmed => ORDER_CONFIRMED,
-        OrderStatus::Rejected => ORDER_REJECTED,
-        OrderStatus::Pending => return Err(ProcessError::Transient("order still pending".into())),
-    };
-    let event = Envelope {
-        version: envelope.version.clone(),
-        id: derive_id(&envelope.id, detail_type),
-        detail_type: detail_type.to_string(),
-        source: ORDER_SOURCE.to_string(),
-        account: envelope.account.clone(),
-        time: time::OffsetDateTime::now_utc(),
-        region: envelope.region.clone(),
-        resources: vec![format!("order/{}", order.order_id)],
-        detail: serde_json::json!({
-            "order_id": order.order_id,
-            "customer_id": order.customer_id,
-            "status": settled.status,
-            "reason": settled.reason,
-            "currency": order.currency,
-            "total": order.total_display(),
-        }),
-    };
+    let event = order
+        .settled_event(envelope, settled.status, settled.reason.as_deref())
+        .ok_or_else(|| ProcessError::Transient("order still pending".into()))?;
     publish_to_bus(state, &event, None, &event.id).await?;
     Ok(settled.status)
+}
+
+/// Hands the order to the orchestrator's saga (workflow id
+/// `order-<order_id>`: a redelivered order starts it once).
+async fn start_saga(
+    state: &Shared,
+    order: &PlacedOrder,
+    envelope: &Envelope,
+) -> Result<(), ProcessError> {
+    let input = serde_json::json!({"order": order, "placed": envelope});
+    let mut req = tonic::Request::new(sluice_proto::v1::StartWorkflowRequest {
+        workflow_type: "order-saga".into(),
+        workflow_id: format!("order-{}", order.order_id),
+        input: input.to_string(),
+        origin: "processor/orders".into(),
+    });
+    req.set_timeout(std::time::Duration::from_secs(10));
+    sluice_telemetry::inject_current(|k, v| {
+        if let (Ok(key), Ok(value)) = (
+            k.parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>(),
+            v.parse(),
+        ) {
+            req.metadata_mut().insert(key, value);
+        }
+    });
+    match state.workflows.clone().start_workflow(req).await {
+        Ok(_) => Ok(()),
+        Err(s) if s.code() == tonic::Code::AlreadyExists => Ok(()),
+        Err(s) if s.code() == tonic::Code::InvalidArgument => Err(ProcessError::Permanent(
+            format!("the order saga refused the order: {}", s.message()),
+        )),
+        Err(s) => Err(ProcessError::Transient(format!(
+            "the orchestrator answered {:?}: {}",
+            s.code(),
+            s.message()
+        ))),
+    }
 }
 
 /// Reserves every line, then confirms; or releases and rejects. Returns the
