@@ -71,6 +71,12 @@ async fn an_order_with_enough_stock_is_confirmed_and_stock_taken_once_under_rede
     // Redeliver the same order message (as after a lost ack past the dedupe window).
     let (_, envelope) = stack.get(&format!("/v1/orders/{id}")).await;
     assert_eq!(envelope["order_id"], id.as_str());
+    // The order is CONFIRMED in the store before its event is published:
+    // wait for the event before taking the bus's contents as the baseline.
+    assert_eventually!(
+        stack.bus_event_ids().await.len() == 1,
+        "the OrderConfirmed event did not reach the bus"
+    );
     let original = stack.bus_event_ids().await;
     let payload = json!({
         "version": "0", "id": id, "detail-type": "OrderPlaced", "source": "sluice.orders",
