@@ -109,6 +109,14 @@ impl Bus {
         if let Some(path) = &config.creds_file {
             options = options.credentials_file(path).await.map_err(|e| err(&e))?;
         }
+        if let (Some(user), Some(password)) = (&config.user, &config.password) {
+            // Replies (JetStream's answers, pulled messages) come to an inbox
+            // only this user may subscribe to: with the shared `_INBOX.`, any
+            // user could read every other service's pulls.
+            options = options
+                .user_and_password(user.clone(), password.clone())
+                .custom_inbox_prefix(format!("_INBOX_{user}"));
+        }
         let client = options
             .connect(config.url.as_str())
             .await

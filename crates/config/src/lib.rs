@@ -248,6 +248,12 @@ pub struct NatsConfig {
     pub url: String,
     /// `SLUICE_NATS_CREDS`: path to a `.creds` file (per-service credentials in a cluster).
     pub creds_file: Option<String>,
+    /// `SLUICE_NATS_USER` / `SLUICE_NATS_PASSWORD`: a user of the server's own
+    /// `authorization` block (the Helm chart gives each service one, with only
+    /// the subjects it needs). Both or neither.
+    pub user: Option<String>,
+    #[serde(skip)]
+    pub password: Option<String>,
     /// `SLUICE_NATS_STREAM_PREFIX`: prefix for stream and consumer names, so tests and
     /// several environments can share one server. Default empty.
     pub stream_prefix: String,
@@ -261,6 +267,26 @@ impl NatsConfig {
         Ok(Self {
             url: env.string("SLUICE_NATS_URL", "nats://127.0.0.1:4222"),
             creds_file: env.opt_string("SLUICE_NATS_CREDS"),
+            user: env.opt_string("SLUICE_NATS_USER"),
+            password: match (
+                env.opt_string("SLUICE_NATS_USER"),
+                env.opt_string("SLUICE_NATS_PASSWORD"),
+            ) {
+                (Some(_), Some(p)) => Some(p),
+                (None, None) => None,
+                (Some(_), None) => {
+                    return Err(ConfigError::new(
+                        "SLUICE_NATS_PASSWORD",
+                        "is required when SLUICE_NATS_USER is set",
+                    ))
+                }
+                (None, Some(_)) => {
+                    return Err(ConfigError::new(
+                        "SLUICE_NATS_USER",
+                        "is required when SLUICE_NATS_PASSWORD is set",
+                    ))
+                }
+            },
             stream_prefix: env.string("SLUICE_NATS_STREAM_PREFIX", ""),
             replicas: env.number("SLUICE_NATS_REPLICAS", 1, 1..=5)?,
         })
@@ -432,5 +458,28 @@ mod tests {
             let d = parse_duration(s).unwrap();
             assert_eq!(format_duration(d), s);
         }
+    }
+
+    #[test]
+    fn a_nats_user_needs_its_password_and_the_password_is_never_dumped() {
+        let env = Env::from_pairs([("SLUICE_NATS_USER", "processor")]);
+        let err = NatsConfig::from_env(&env).unwrap_err();
+        assert_eq!(err.var, "SLUICE_NATS_PASSWORD");
+        let env = Env::from_pairs([("SLUICE_NATS_PASSWORD", "s3cret")]);
+        assert_eq!(
+            NatsConfig::from_env(&env).unwrap_err().var,
+            "SLUICE_NATS_USER"
+        );
+        let env = Env::from_pairs([
+            ("SLUICE_NATS_USER", "processor"),
+            ("SLUICE_NATS_PASSWORD", "s3cret"),
+        ]);
+        let config = NatsConfig::from_env(&env).unwrap();
+        assert_eq!(config.password.as_deref(), Some("s3cret"));
+        let dumped = serde_json::to_string(&config).unwrap();
+        assert!(
+            dumped.contains("processor") && !dumped.contains("s3cret"),
+            "{dumped}"
+        );
     }
 }

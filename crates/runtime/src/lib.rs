@@ -125,6 +125,10 @@ where
     F: FnOnce(C, TcpListener, CancellationToken) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    if std::env::args().skip(1).any(|a| a == "--version") {
+        println!("{}", version_line(service));
+        std::process::exit(0);
+    }
     let config = sluice_config::load_or_exit(service, read);
     let telemetry = match sluice_telemetry::init(service, config.telemetry()) {
         Ok(t) => t,
@@ -133,6 +137,7 @@ where
             std::process::exit(2);
         }
     };
+    zero_metrics(service);
     let (addr, var) = config.listen();
     let listener = match TcpListener::bind(addr).await {
         Ok(l) => l,
@@ -152,6 +157,49 @@ where
     };
     telemetry.shutdown(Duration::from_secs(5)).await;
     std::process::exit(code)
+}
+
+/// Sets the counters a service may only touch on a rare failure to 0 at
+/// start, so the series exist before their first increment: a rate or an
+/// alert over an absent series shows nothing, and the dashboards' and alerts'
+/// metric names can be checked against a running service.
+pub fn zero_metrics(service: &str) {
+    const STEPS: [&str; 4] = ["validate", "transform", "store", "notify"];
+    metrics::counter!("sluice.pull.restarts").absolute(0);
+    match service {
+        "gateway" => {
+            metrics::counter!("sluice.gateway.throttled").absolute(0);
+            metrics::counter!("sluice.gateway.shed").absolute(0);
+        }
+        "transformer" => {
+            metrics::counter!("sluice.queues.dead_lettered").absolute(0);
+        }
+        "file-ingest" => {
+            metrics::counter!("sluice.files.processed").absolute(0);
+            metrics::counter!("sluice.files.bytes.inspected").absolute(0);
+            for step in STEPS {
+                metrics::counter!("sluice.files.step.failures", "step" => step).absolute(0);
+                metrics::counter!("sluice.files.dead_lettered", "step" => step).absolute(0);
+            }
+        }
+        "orchestrator" => {
+            for status in ["CONFIRMED", "REJECTED"] {
+                metrics::counter!("sluice.orchestrator.orders", "status" => status).absolute(0);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What `--version` prints: `sluice-<service> <version>`, and the source
+/// revision when the build was given one in `SLUICE_REVISION` (`make images`
+/// does).
+pub fn version_line(service: &str) -> String {
+    let version = env!("CARGO_PKG_VERSION");
+    match option_env!("SLUICE_REVISION").filter(|r| !r.is_empty()) {
+        Some(rev) => format!("sluice-{service} {version} ({rev})"),
+        None => format!("sluice-{service} {version}"),
+    }
 }
 
 /// The admin endpoints every service serves: `/healthz` (the process is

@@ -13,6 +13,7 @@ pub mod buses;
 pub mod events;
 pub mod files;
 pub mod idempotency;
+mod instrument;
 pub mod inventory;
 pub mod orders;
 pub mod queues;
@@ -202,8 +203,11 @@ impl Store {
             .retry_config(RetryConfig::standard().with_max_attempts(2))
             .load()
             .await;
+        let dynamo = aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(instrument::StoreMetrics)
+            .build();
         Self {
-            client: Client::new(&sdk),
+            client: Client::from_conf(dynamo),
             tables: Tables::new(&config.table_prefix),
             // Tables managed outside sluice are taken to exist.
             tables_ready: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
