@@ -30,6 +30,9 @@ for service in services:
     size = os.path.getsize(path)
     with tarfile.open(path) as archive:
         index = json.loads(archive.extractfile("index.json").read())
+        ref = index["manifests"][0].get("annotations", {}).get("org.opencontainers.image.ref.name", "")
+        if not ref.startswith(f"docker.io/library/sluice-{service}:"):
+            fail(f"the archive names the image {ref!r}, not docker.io/library/sluice-{service}:<tag>")
         manifest = json.loads(blob(archive, index["manifests"][0]["digest"]))
         config = json.loads(blob(archive, manifest["config"]["digest"]))
         cfg = config.get("config", {})

@@ -77,7 +77,10 @@ for s in "${services[@]}"; do
         --port 8080 --workingdir / "${label_flags[@]}" "$c"
       buildah commit --quiet --rm "$c" "$image" >/dev/null
       rm -f "$out/sluice-$s.tar"
-      buildah push --quiet "$image" "oci-archive:$out/sluice-$s.tar:$image"
+      # The archive names the image by its full reference: containerd (kind
+      # load image-archive, ctr import) and docker load then store it under
+      # the name a pod's `sluice-<service>:<tag>` normalises to.
+      buildah push --quiet "$image" "oci-archive:$out/sluice-$s.tar:docker.io/library/$image"
       ;;
     docker | podman)
       {
