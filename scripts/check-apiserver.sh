@@ -53,7 +53,10 @@ for m in "${modules[@]}"; do
   case "$m" in
     github.com/kedacore/*) crds+=("$dir/config/crd/bases/keda.sh_scaledobjects.yaml") ;;
     sigs.k8s.io/gateway-api*) crds+=("$dir/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml") ;;
-    github.com/prometheus-operator/*) crds+=("$dir/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml") ;;
+    github.com/prometheus-operator/*)
+      crds+=("$dir/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml")
+      crds+=("$dir/example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml")
+      ;;
   esac
 done
 k apply --server-side "${crds[@]/#/-f}" >/dev/null
@@ -65,7 +68,7 @@ cases=(
   "dev|-f $chart/values-dev.yaml"
   "staging|-f $chart/values-staging.yaml"
   "prod|-f $chart/values-prod.yaml"
-  "options|--set httpRoute.enabled=true --set httpRoute.parentRefs[0].name=gw --set prometheus.rules.prometheusRule=true --set nats.auth.enabled=false --set secrets.existingSecret=mine"
+  "options|--set httpRoute.enabled=true --set httpRoute.parentRefs[0].name=gw --set prometheus.rules.prometheusRule=true --set prometheus.podMonitor.enabled=true --set nats.auth.enabled=false --set secrets.existingSecret=mine"
 )
 for c in "${cases[@]}"; do
   name="${c%%|*}"
@@ -77,7 +80,7 @@ for c in "${cases[@]}"; do
     say "the server refused the chart ($name)"
     exit 1
   fi
-  say "helm install ($name): $(k get all,configmaps,secrets,serviceaccounts,networkpolicies,poddisruptionbudgets,ingresses,roles,rolebindings,scaledobjects,httproutes,prometheusrules -n "sluice-$name" --no-headers 2>/dev/null | wc -l) objects stored"
+  say "helm install ($name): $(k get all,configmaps,secrets,serviceaccounts,networkpolicies,poddisruptionbudgets,ingresses,roles,rolebindings,scaledobjects,httproutes,prometheusrules,podmonitors -n "sluice-$name" --no-headers 2>/dev/null | wc -l) objects stored"
 done
 
 # An upgrade reads the generated Secret back (lookup): it must not change.

@@ -32,7 +32,7 @@ cases=(
   "dev|-f $chart/values-dev.yaml"
   "staging|-f $chart/values-staging.yaml"
   "prod|-f $chart/values-prod.yaml"
-  "options|--set httpRoute.enabled=true --set httpRoute.parentRefs[0].name=gw --set prometheus.rules.prometheusRule=true --set nats.auth.enabled=false --set secrets.existingSecret=mine"
+  "options|--set httpRoute.enabled=true --set httpRoute.parentRefs[0].name=gw --set prometheus.rules.prometheusRule=true --set prometheus.podMonitor.enabled=true --set nats.auth.enabled=false --set secrets.existingSecret=mine"
 )
 
 # kube-score checks left out, each for a reason:

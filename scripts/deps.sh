@@ -142,7 +142,10 @@ go_tool promtool github.com/prometheus/prometheus/cmd/promtool "${PROMTOOL_VERSI
 # fetched through the Go module proxy and turned into kubeconform's schemas.
 K8S_SCHEMA_MODULES="k8s.io/kubernetes@v1.34.4 github.com/kedacore/keda/v2@v2.18.1 sigs.k8s.io/gateway-api@v1.4.0 github.com/prometheus-operator/prometheus-operator@v0.85.0"
 schemas="$deps/k8s-schemas"
-if [ -f "$schemas/.modules" ] && [ "$(cat "$schemas/.modules")" = "$K8S_SCHEMA_MODULES" ]; then
+# The CRDs taken from them; a change of either list remakes the schemas.
+K8S_SCHEMA_CRDS="keda.sh_scaledobjects gateway.networking.k8s.io_httproutes monitoring.coreos.com_prometheusrules monitoring.coreos.com_podmonitors"
+if [ -f "$schemas/.modules" ] && [ "$(cat "$schemas/.modules")" = "$K8S_SCHEMA_MODULES" ] &&
+  [ "$(cat "$schemas/.crds" 2>/dev/null)" = "$K8S_SCHEMA_CRDS" ]; then
   log "kubernetes schemas present"
 else
   log "making the Kubernetes and CRD schemas ($K8S_SCHEMA_MODULES)"
@@ -155,8 +158,10 @@ else
     "${dirs[0]}/api/openapi-spec/swagger.json" \
     "${dirs[1]}/config/crd/bases/keda.sh_scaledobjects.yaml" \
     "${dirs[2]}/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" \
-    "${dirs[3]}/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml"
+    "${dirs[3]}/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" \
+    "${dirs[3]}/example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml"
   echo "$K8S_SCHEMA_MODULES" >"$schemas/.modules"
+  echo "$K8S_SCHEMA_CRDS" >"$schemas/.crds"
 fi
 
 # --- kapi: a real kube-apiserver with etcd, for the chart's server-side check ---------

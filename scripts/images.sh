@@ -12,7 +12,24 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-target=x86_64-unknown-linux-musl
+# The images are for Linux on this machine's CPU (x86_64 or aarch64); the
+# binaries are built here, so this needs Linux with the musl toolchain
+# (`make deps` installs it on Debian and Ubuntu).
+if [ "$(uname -s)" != Linux ]; then
+  echo "images: the images are built on Linux (on macOS, run make images in a Linux VM or container)" >&2
+  exit 1
+fi
+arch="$(uname -m)"
+case "$arch" in arm64) arch=aarch64 ;; esac
+target="$arch-unknown-linux-musl"
+if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+  echo "images: the Rust target $target is missing: rustup target add $target" >&2
+  exit 1
+fi
+if ! command -v musl-gcc >/dev/null; then
+  echo "images: musl-gcc is missing: apt-get install musl-tools" >&2
+  exit 1
+fi
 out="${SLUICE_IMAGES_DIR:-$root/.sluice/images}"
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)"
 revision="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
@@ -31,7 +48,8 @@ for s in "${services[@]}"; do
 done
 
 say "building ${services[*]} for $target (profile image, revision $revision)"
-SLUICE_REVISION="$revision" CC_x86_64_unknown_linux_musl=musl-gcc \
+cc_var="CC_${target//-/_}"
+env SLUICE_REVISION="$revision" "$cc_var=musl-gcc" \
   cargo build --profile image --target "$target" "${packages[@]}"
 
 if command -v buildah >/dev/null; then

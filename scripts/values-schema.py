@@ -23,7 +23,8 @@ OPEN = {
     "serviceDefaults.resources", "serviceDefaults.nodeSelector", "serviceDefaults.affinity",
     "services.*.config", "services.*.env", "services.*.resources", "services.*.nodeSelector",
     "services.*.affinity",
-    "ingress.annotations", "prometheus.rules.labels", "grafana.sidecarLabels",
+    "ingress.annotations", "ingress.objectStoreAnnotations", "prometheus.rules.labels",
+    "prometheus.podMonitor.labels", "grafana.sidecarLabels",
     "*.resources",
 }
 

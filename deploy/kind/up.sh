@@ -7,18 +7,21 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cluster="${SLUICE_KIND_CLUSTER:-sluice}"
 namespace="${SLUICE_NAMESPACE:-sluice}"
 release="${SLUICE_RELEASE:-sluice}"
+# The chart's object names: the release name, or "<release>-sluice" when it
+# does not hold "sluice" (the chart's fullname).
+case "$release" in *sluice*) fullname="$release" ;; *) fullname="$release-sluice" ;; esac
 # Pinned: what this script was written against.
 INGRESS_NGINX_VERSION="${INGRESS_NGINX_VERSION:-controller-v1.13.3}"
 KEDA_VERSION="${KEDA_VERSION:-2.18.1}"
 say() { printf 'kind-up: %s\n' "$*"; }
 
-for tool in docker kind kubectl helm; do
+for tool in docker kind kubectl helm cargo; do
   if ! command -v "$tool" >/dev/null; then
     if [ "$tool" = docker ] && command -v podman >/dev/null; then
       export KIND_EXPERIMENTAL_PROVIDER=podman
       continue
     fi
-    say "$tool is missing: install it (docker: https://docs.docker.com/get-docker/, kind: go install sigs.k8s.io/kind@v0.30.0, kubectl and helm: their release pages)"
+    say "$tool is missing: install it (docker: https://docs.docker.com/get-docker/, kind: go install sigs.k8s.io/kind@v0.30.0, kubectl and helm: their release pages, cargo: https://rustup.rs)"
     exit 1
   fi
 done
@@ -50,8 +53,8 @@ helm upgrade --install "$release" "$root/deploy/helm/sluice" \
   -f "$root/deploy/helm/sluice/values-dev.yaml" \
   --wait --timeout 10m
 
-key="$(kubectl -n "$namespace" get secret "$release-secrets" -o jsonpath='{.data.admin-api-key}' | base64 -d)"
-grafana="$(kubectl -n "$namespace" get secret "$release-secrets" -o jsonpath='{.data.grafana-admin-password}' | base64 -d)"
+key="$(kubectl -n "$namespace" get secret "$fullname-secrets" -o jsonpath='{.data.admin-api-key}' | base64 -d)"
+grafana="$(kubectl -n "$namespace" get secret "$fullname-secrets" -o jsonpath='{.data.grafana-admin-password}' | base64 -d)"
 cat <<INFO
 
 sluice is up on kind (cluster $cluster, namespace $namespace).
@@ -59,7 +62,7 @@ sluice is up on kind (cluster $cluster, namespace $namespace).
   uploads     http://s3.sluice.localtest.me
   Grafana     http://grafana.sluice.localtest.me  (admin / $grafana)
   Jaeger      http://jaeger.sluice.localtest.me
-  Temporal UI kubectl -n $namespace port-forward svc/$release-temporal 8233
+  Temporal UI kubectl -n $namespace port-forward svc/$fullname-temporal 8233
   helm test   helm test $release -n $namespace
 
   curl -H "x-api-key: $key" -H 'content-type: application/json' \\
