@@ -63,13 +63,8 @@ k apply --server-side "${crds[@]/#/-f}" >/dev/null
 k wait --for=condition=Established crd --all --timeout=60s >/dev/null
 say "CRDs established: ${#crds[@]}"
 
-cases=(
-  "default|"
-  "dev|-f $chart/values-dev.yaml"
-  "staging|-f $chart/values-staging.yaml"
-  "prod|-f $chart/values-prod.yaml"
-  "options|--set httpRoute.enabled=true --set httpRoute.parentRefs[0].name=gw --set prometheus.rules.prometheusRule=true --set prometheus.podMonitor.enabled=true --set nats.auth.enabled=false --set secrets.existingSecret=mine"
-)
+# shellcheck source=scripts/chart-cases.sh
+source "$root/scripts/chart-cases.sh"
 for c in "${cases[@]}"; do
   name="${c%%|*}"
   opts="${c#*|}"

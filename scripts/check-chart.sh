@@ -25,15 +25,8 @@ python3 "$root/scripts/dashboards.py" --check
 python3 "$root/scripts/values-reference.py" --check
 "$root/.deps/venv/bin/python" "$root/scripts/values-schema.py" --check
 
-# Each case: a name and helm options. The defaults, each environment, and the
-# optional parts switched on.
-cases=(
-  "default|"
-  "dev|-f $chart/values-dev.yaml"
-  "staging|-f $chart/values-staging.yaml"
-  "prod|-f $chart/values-prod.yaml"
-  "options|--set httpRoute.enabled=true --set httpRoute.parentRefs[0].name=gw --set prometheus.rules.prometheusRule=true --set prometheus.podMonitor.enabled=true --set nats.auth.enabled=false --set secrets.existingSecret=mine"
-)
+# shellcheck source=scripts/chart-cases.sh
+source "$root/scripts/chart-cases.sh"
 
 # kube-score checks left out, each for a reason:
 #   container-cpu-limit (in container-resources' output): CPU limits are left
