@@ -80,6 +80,10 @@ pub struct Config {
     /// `SLUICE_TRANSFORMER_GAUGE_INTERVAL`: how often backlog and DLQ gauges are read. Default 5s.
     #[serde(serialize_with = "serialize_duration")]
     pub gauge_interval: Duration,
+    /// `SLUICE_SCHEDULE_ALLOW_SECONDS`: lets rules use `rate(n seconds)`.
+    /// Default false: EventBridge's shortest rate is a minute; this exists
+    /// for tests and demonstrations.
+    pub schedule_allow_seconds: bool,
     /// NATS, the store, queue limits and telemetry.
     #[serde(flatten)]
     pub common: Common,
@@ -174,6 +178,7 @@ impl Config {
             )?,
             gauge_interval: env
                 .duration("SLUICE_TRANSFORMER_GAUGE_INTERVAL", Duration::from_secs(5))?,
+            schedule_allow_seconds: env.bool("SLUICE_SCHEDULE_ALLOW_SECONDS", false)?,
             common: Common::from_env(env)?,
         })
     }

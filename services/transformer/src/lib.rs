@@ -24,6 +24,7 @@ pub mod model;
 pub mod presence;
 pub mod registry;
 pub mod router;
+pub mod scheduler;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -78,6 +79,9 @@ fn ctx(state: &State) -> model::Ctx<'_> {
     model::Ctx {
         policy: &state.policy,
         default_concurrency: state.config.default_concurrency,
+        schedules: crate::model::schedule::Allow {
+            seconds: state.config.schedule_allow_seconds,
+        },
     }
 }
 
@@ -328,6 +332,7 @@ pub async fn run(
             async move { state.presence.run(&state.bus, stop).await }
         }),
         tokio::spawn(deliver::run(state.clone(), shutdown.clone())),
+        tokio::spawn(scheduler::run(state.clone(), shutdown.clone())),
     ];
     tracing::info!(rules = state.registry.snapshot().rule_count(), "routing");
     let result = router::run(state.clone(), shutdown.clone()).await;

@@ -50,8 +50,8 @@ fn bus_rules(by_name: &HashMap<String, Arc<CompiledRule>>) -> BusRules {
     let mut br = BusRules::default();
     for name in names {
         let rule = &by_name[name];
-        if rule.enabled {
-            br.matcher.add(rule.name.as_str(), &rule.pattern);
+        if let (true, Some(pattern)) = (rule.enabled, &rule.pattern) {
+            br.matcher.add(rule.name.as_str(), pattern);
             br.rules.push(rule.clone());
         }
     }
@@ -119,6 +119,14 @@ impl Snapshot {
         self.targets.values()
     }
 
+    /// Every enabled rule with a schedule.
+    pub fn scheduled(&self) -> impl Iterator<Item = &Arc<CompiledRule>> {
+        self.rules
+            .values()
+            .flat_map(HashMap::values)
+            .filter(|r| r.enabled && r.schedule.is_some())
+    }
+
     /// Rules loaded, enabled or not.
     pub fn rule_count(&self) -> usize {
         self.rules.values().map(HashMap::len).sum()
@@ -131,7 +139,13 @@ fn compile_records(records: &[RuleRecord], ctx: &Ctx<'_>) -> Vec<Arc<CompiledRul
     for rec in records {
         let compiled = v1::Rule::decode(rec.spec.as_slice())
             .map_err(|e| e.to_string())
-            .and_then(|r| compile_rule(&r, ctx).map_err(|e| e.to_string()));
+            .and_then(|mut r| {
+                // Stored apart from the encoding; a schedule counts from them.
+                r.created_at.clone_from(&rec.created_at);
+                r.updated_at.clone_from(&rec.updated_at);
+                r.version = rec.version;
+                compile_rule(&r, ctx).map_err(|e| e.to_string())
+            });
         match compiled {
             Ok(r) => out.push(Arc::new(r)),
             Err(e) => {
@@ -277,6 +291,7 @@ mod tests {
         let ctx = Ctx {
             policy: &policy,
             default_concurrency: 4,
+            schedules: Default::default(),
         };
         reg.load_all(
             &[
@@ -322,6 +337,7 @@ mod tests {
         let ctx = Ctx {
             policy: &policy,
             default_concurrency: 4,
+            schedules: Default::default(),
         };
         let mut bad = record("default", "bad", json!({"source": ["s"]}), true);
         bad.spec = b"\xff\xff not protobuf".to_vec();

@@ -123,37 +123,7 @@ async fn route(state: &Shared, msg: Message) {
         let mut publishes = Vec::new();
         for rule in &rules {
             for target in &rule.targets {
-                let id = delivery_id(&event_id, &rule.bus, &rule.name, &target.id);
-                let mut headers = HeaderMap::new();
-                headers.insert(h::DELIVERY_ID, id.as_str());
-                headers.insert(h::EVENT_ID, event_id.as_str());
-                headers.insert(h::BUS, rule.bus.as_str());
-                headers.insert(h::RULE, rule.name.as_str());
-                headers.insert(h::TARGET, target.id.as_str());
-                let subject = subjects::deliver(&target.key);
-                let payload = msg.payload.clone();
-                let key = target.key.clone();
-                publishes.push(async move {
-                    match state.bus.publish(&subject, &id, payload.clone(), headers.clone()).await {
-                        Ok(_) => Ok(()),
-                        // This target's backlog is full: its delivery goes to
-                        // its dead letters; the other targets are not held back.
-                        Err(sluice_bus::BusError::SubjectFull { .. }) => {
-                            let reason = format!(
-                                "the target already has {} deliveries waiting (SLUICE_TARGET_MAX_BACKLOG)",
-                                state.config.common.queue.target_max_backlog
-                            );
-                            let source = format!("full-{key}");
-                            let failure = Failure::refused(
-                                &subject, &id, &payload, &headers, &reason, published, &source, seq,
-                            );
-                            metrics::counter!("sluice.transformer.deliveries.refused").increment(1);
-                            tracing::warn!(target_key = %key, "the target's backlog is full; dead-lettering the delivery");
-                            state.bus.dead_letter_to(&subjects::dlq_target(&key), &failure).await
-                        }
-                        Err(e) => Err(e),
-                    }
-                });
+                publishes.push(store_delivery(state, target, &event_id, msg.payload.clone(), published, seq));
             }
         }
         let count = publishes.len();
@@ -179,6 +149,53 @@ async fn route(state: &Shared, msg: Message) {
     }
     .instrument(span)
     .await;
+}
+
+/// Stores one delivery of event `event_id` (its JSON in `payload`) to
+/// `target`, de-duplicated by its delivery id. When the target's backlog is
+/// full the delivery goes to the target's dead letters instead, so the other
+/// targets are not held back. `published` and `seq` say where the event came
+/// from (for the dead letter).
+pub(crate) async fn store_delivery(
+    state: &Shared,
+    target: &crate::model::CompiledTarget,
+    event_id: &str,
+    payload: bytes::Bytes,
+    published: time::OffsetDateTime,
+    seq: u64,
+) -> Result<(), sluice_bus::BusError> {
+    let id = delivery_id(event_id, &target.bus, &target.rule, &target.id);
+    let mut headers = HeaderMap::new();
+    headers.insert(h::DELIVERY_ID, id.as_str());
+    headers.insert(h::EVENT_ID, event_id);
+    headers.insert(h::BUS, target.bus.as_str());
+    headers.insert(h::RULE, target.rule.as_str());
+    headers.insert(h::TARGET, target.id.as_str());
+    let subject = subjects::deliver(&target.key);
+    match state
+        .bus
+        .publish(&subject, &id, payload.clone(), headers.clone())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(sluice_bus::BusError::SubjectFull { .. }) => {
+            let reason = format!(
+                "the target already has {} deliveries waiting (SLUICE_TARGET_MAX_BACKLOG)",
+                state.config.common.queue.target_max_backlog
+            );
+            let source = format!("full-{}", target.key);
+            let failure = Failure::refused(
+                &subject, &id, &payload, &headers, &reason, published, &source, seq,
+            );
+            metrics::counter!("sluice.transformer.deliveries.refused").increment(1);
+            tracing::warn!(target_key = %target.key, "the target's backlog is full; dead-lettering the delivery");
+            state
+                .bus
+                .dead_letter_to(&subjects::dlq_target(&target.key), &failure)
+                .await
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// A bus message that can never be routed goes to the DLQ (`dlq.router`)

@@ -68,6 +68,9 @@ impl BusApi {
         model::Ctx {
             policy: &self.state.policy,
             default_concurrency: self.state.config.default_concurrency,
+            schedules: crate::model::schedule::Allow {
+                seconds: self.state.config.schedule_allow_seconds,
+            },
         }
     }
 

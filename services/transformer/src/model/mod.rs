@@ -6,6 +6,7 @@
 //! `/targets/2/url`, `/targets/0/retry_policy/maximum_retry_attempts`.
 //! Nothing here does I/O.
 
+pub mod schedule;
 mod target;
 #[cfg(test)]
 mod tests;
@@ -36,6 +37,8 @@ pub struct Ctx<'a> {
     pub policy: &'a crate::address::Policy,
     /// Concurrency of a target that sets none.
     pub default_concurrency: u32,
+    /// What schedule expressions may use besides EventBridge's syntax.
+    pub schedules: schedule::Allow,
 }
 
 /// How often and how long a target's deliveries are retried (0–185 retries).
@@ -77,8 +80,12 @@ pub struct CompiledRule {
     pub name: String,
     /// Whether it matches at all.
     pub enabled: bool,
-    /// Its event pattern.
-    pub pattern: Pattern,
+    /// Its event pattern (none for a scheduled rule).
+    pub pattern: Option<Pattern>,
+    /// Its schedule (none for a rule with an event pattern).
+    pub schedule: Option<Arc<schedule::Schedule>>,
+    /// When the rule last changed (its ticks before then are not its own).
+    pub changed_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Its targets.
     pub targets: Vec<Arc<CompiledTarget>>,
     /// The rule as stored.
@@ -136,7 +143,34 @@ pub fn compile_pattern(at: &str, text: &str) -> Result<Pattern, Violation> {
 pub fn compile_rule(rule: &v1::Rule, ctx: &Ctx<'_>) -> Result<CompiledRule, Violation> {
     sluice_model::names::check_bus(&rule.bus).map_err(|e| Violation::new("", e))?;
     sluice_model::names::check_rule(&rule.name).map_err(|e| Violation::new("", e))?;
-    let pattern = compile_pattern("/event_pattern", &rule.event_pattern)?;
+    let (pattern, schedule) = match (
+        rule.event_pattern.trim().is_empty(),
+        rule.schedule.trim().is_empty(),
+    ) {
+        (false, true) => (
+            Some(compile_pattern("/event_pattern", &rule.event_pattern)?),
+            None,
+        ),
+        (true, false) => (None, Some(Arc::new(compile_schedule(rule, ctx)?))),
+        (true, true) => {
+            return Err(Violation::new(
+                "",
+                "a rule needs an event_pattern or a schedule",
+            ))
+        }
+        (false, false) => {
+            return Err(Violation::new(
+                "/schedule",
+                "a rule has an event_pattern or a schedule, not both",
+            ))
+        }
+    };
+    if schedule.is_none() && !rule.schedule_timezone.is_empty() {
+        return Err(Violation::new(
+            "/schedule_timezone",
+            "applies only to a rule with a schedule",
+        ));
+    }
     let enabled = match v1::RuleState::try_from(rule.state) {
         Ok(v1::RuleState::Unspecified | v1::RuleState::Enabled) => true,
         Ok(v1::RuleState::Disabled) => false,
@@ -183,8 +217,36 @@ pub fn compile_rule(rule: &v1::Rule, ctx: &Ctx<'_>) -> Result<CompiledRule, Viol
         name: rule.name.clone(),
         enabled,
         pattern,
+        schedule,
+        changed_at: rfc3339(&rule.updated_at),
         targets,
         proto,
+    })
+}
+
+fn rfc3339(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// Parses a rule's schedule; rate ticks count from its creation (now, for
+/// a rule not stored yet).
+fn compile_schedule(rule: &v1::Rule, ctx: &Ctx<'_>) -> Result<schedule::Schedule, Violation> {
+    let anchor = rfc3339(&rule.created_at).unwrap_or_else(chrono::Utc::now);
+    schedule::parse(
+        &rule.schedule,
+        &rule.schedule_timezone,
+        anchor,
+        ctx.schedules,
+    )
+    .map_err(|e| {
+        let at = if e.contains("time zone") {
+            "/schedule_timezone"
+        } else {
+            "/schedule"
+        };
+        Violation::new(at, e)
     })
 }
 

@@ -17,6 +17,7 @@ fn compile(rule: &v1::Rule) -> Result<CompiledRule, Violation> {
         &Ctx {
             policy: &p,
             default_concurrency: 16,
+            schedules: Default::default(),
         },
     )
 }

@@ -283,9 +283,21 @@ target! {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleInput {
-    /// An EventBridge event pattern (the whole language; at most 4096 bytes).
-    #[schema(value_type = Object)]
-    pub event_pattern: serde_json::Map<String, Value>,
+    /// An EventBridge event pattern (the whole language; at most 4096
+    /// bytes). A rule has an event pattern or a schedule.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub event_pattern: Option<serde_json::Map<String, Value>>,
+    /// Instead of an event pattern: when the rule fires, `rate(5 minutes)`
+    /// or `cron(0 12 * * ? *)` (EventBridge's syntax). Each tick sends one
+    /// "Scheduled Event" to the targets.
+    #[serde(default)]
+    #[schema(max_length = 256, pattern = "^\\s*(rate|cron)\\(")]
+    pub schedule: Option<String>,
+    /// The IANA time zone a cron schedule is read in (e.g. `Europe/Berlin`). Default UTC.
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub schedule_timezone: Option<String>,
     /// ENABLED (default) or DISABLED.
     #[serde(default)]
     pub state: Option<RuleState>,
@@ -306,9 +318,16 @@ pub struct Rule {
     pub bus: String,
     /// Its name.
     pub name: String,
-    /// Its event pattern.
-    #[schema(value_type = Object)]
-    pub event_pattern: Value,
+    /// Its event pattern (absent for a scheduled rule).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub event_pattern: Option<Value>,
+    /// Its schedule (absent for a rule with an event pattern).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// The time zone of its schedule (absent when UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_timezone: Option<String>,
     /// ENABLED or DISABLED.
     pub state: RuleState,
     /// What it is for.
@@ -542,10 +561,12 @@ pub fn rule_to_proto(bus: &str, name: &str, input: &RuleInput) -> Result<v1::Rul
     Ok(v1::Rule {
         bus: bus.to_string(),
         name: name.to_string(),
-        event_pattern: to_json_text(
-            "/event_pattern",
-            &Value::Object(input.event_pattern.clone()),
-        )?,
+        event_pattern: match &input.event_pattern {
+            Some(p) => to_json_text("/event_pattern", &Value::Object(p.clone()))?,
+            None => String::new(),
+        },
+        schedule: input.schedule.clone().unwrap_or_default(),
+        schedule_timezone: input.schedule_timezone.clone().unwrap_or_default(),
         state: match input.state {
             None | Some(RuleState::Enabled) => v1::RuleState::Enabled as i32,
             Some(RuleState::Disabled) => v1::RuleState::Disabled as i32,
@@ -559,7 +580,10 @@ pub fn rule_to_proto(bus: &str, name: &str, input: &RuleInput) -> Result<v1::Rul
 /// The rule as the API shows it.
 pub fn rule_from_proto(r: v1::Rule) -> Rule {
     Rule {
-        event_pattern: serde_json::from_str(&r.event_pattern).unwrap_or(Value::Null),
+        event_pattern: (!r.event_pattern.is_empty())
+            .then(|| serde_json::from_str(&r.event_pattern).unwrap_or(Value::Null)),
+        schedule: (!r.schedule.is_empty()).then_some(r.schedule),
+        schedule_timezone: (!r.schedule_timezone.is_empty()).then_some(r.schedule_timezone),
         state: if r.state == v1::RuleState::Disabled as i32 {
             RuleState::Disabled
         } else {
