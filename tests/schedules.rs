@@ -150,7 +150,7 @@ async fn a_rate_rule_fires_once_per_tick_across_two_transformers_and_skips_downt
 }
 
 #[tokio::test]
-async fn cron_rules_are_checked_and_shown_with_their_time_zone() {
+async fn cron_rules_are_shown_with_their_time_zone_and_bad_rules_name_the_field() {
     let stack = Stack::start("schedcron", &[]).await.unwrap();
     let hook = Receiver::start().await;
     let target = json!([{"type": "http", "id": "hook", "url": format!("{}/tick", hook.url)}]);
@@ -199,6 +199,12 @@ async fn cron_rules_are_checked_and_shown_with_their_time_zone() {
             "only to a rule with a schedule",
         ),
         (json!({}), "", "event_pattern or a schedule"),
+        // EventBridge's wildcard complexity limit (decision 0005).
+        (
+            json!({"event_pattern": {"arn": [{"wildcard": "*:*:*:*:*:event-bus/*"}]}}),
+            "/event_pattern",
+            "Rule is too complex",
+        ),
     ];
     for (body, pointer, words) in cases {
         let (code, resp) = stack.put("/v1/buses/default/rules/bad", &body).await;

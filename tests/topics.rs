@@ -307,6 +307,13 @@ async fn filter_policies_pick_each_subscriptions_messages_and_unsubscribing_stop
                "filter_policy": {"total": [{"numeric": [">=", 100]}]}}),
     )
     .await;
+    subscribe_queue(
+        &stack,
+        "shop",
+        "blues",
+        json!({"raw_message_delivery": true, "filter_policy": {"colour": [{"wildcard": "bl*e"}]}}),
+    )
+    .await;
     let publish = |body: &'static str, colour: Option<&'static str>| {
         let stack = &stack;
         async move {
@@ -340,10 +347,14 @@ async fn filter_policies_pick_each_subscriptions_messages_and_unsubscribing_stop
         bodies(receive_exactly(&stack, "big", 2).await),
         [r#"{"total": 150}"#, r#"{"total": 500}"#]
     );
+    assert_eq!(
+        bodies(receive_exactly(&stack, "blues", 1).await),
+        [r#"{"total": 50}"#]
+    );
 
     let (code, list) = stack.get("/v1/topics/shop/subscriptions").await;
     assert_eq!(code, 200);
-    assert_eq!(list["subscriptions"].as_array().unwrap().len(), 3);
+    assert_eq!(list["subscriptions"].as_array().unwrap().len(), 4);
 
     // Subscribing the same endpoint again returns the same subscription;
     // with other attributes it is a conflict.
@@ -365,7 +376,7 @@ async fn filter_policies_pick_each_subscriptions_messages_and_unsubscribing_stop
         .await;
     assert_eq!(code, 409, "{p}");
     let (_, list) = stack.get("/v1/topics/shop/subscriptions").await;
-    assert_eq!(list["subscriptions"].as_array().unwrap().len(), 3);
+    assert_eq!(list["subscriptions"].as_array().unwrap().len(), 4);
     let id = big["subscription_id"].as_str().unwrap();
     assert_eq!(
         stack
@@ -408,6 +419,11 @@ async fn filter_policies_pick_each_subscriptions_messages_and_unsubscribing_stop
             400,
             "/filter_policy_scope",
         ),
+        (
+            json!({"protocol": "queue", "endpoint": "all", "filter_policy": {"colour": [{"wildcard": "*r*e*d*"}]}}),
+            400,
+            "/filter_policy/colour/0/wildcard",
+        ),
     ] {
         let (got, _, p) = stack.post("/v1/topics/shop/subscriptions", &body).await;
         assert_eq!(got, code, "{body}: {p}");
@@ -421,7 +437,7 @@ async fn filter_policies_pick_each_subscriptions_messages_and_unsubscribing_stop
         .await;
     assert_eq!(code, 404);
     let (_, list) = stack.get("/v1/topics/shop/subscriptions").await;
-    assert_eq!(list["subscriptions"].as_array().unwrap().len(), 2);
+    assert_eq!(list["subscriptions"].as_array().unwrap().len(), 3);
 
     // A deleted topic takes its subscriptions with it.
     assert_eq!(stack.delete("/v1/topics/shop").await, 204);

@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod complexity;
 mod error;
 mod flat;
 mod matcher;

@@ -34,7 +34,9 @@ impl Pattern {
                 ),
             ));
         }
-        Self::from_branches(compile(pattern, Dialect::EventBridge)?)
+        let branches = compile(pattern, Dialect::EventBridge)?;
+        crate::complexity::check(pattern)?;
+        Self::from_branches(branches)
     }
 
     /// Compiles a pattern given as JSON text.

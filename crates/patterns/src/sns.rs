@@ -1,7 +1,7 @@
 //! SNS subscription filter policies, both scopes.
 //!
 //! The policy language is the event-pattern language with SNS's operator
-//! set (no `wildcard`; `anything-but` takes values or `prefix` only;
+//! set (`wildcard` with at most 3 `*`; `anything-but` takes values or `prefix` only;
 //! `exists: true` needs a non-null value) and SNS's limits: at most 5 keys,
 //! at most 150 combinations, 256 KiB. With scope `MessageAttributes` the
 //! policy is flat and matched against the message attributes by type
@@ -66,6 +66,7 @@ impl FilterPolicy {
             check_flat(map, &root)?;
         }
         let branches = compile(policy, Dialect::Sns)?;
+        crate::complexity::check(policy)?;
         let mut keys: Vec<&str> = branches
             .iter()
             .flat_map(|b| b.conds.iter().map(|(p, _)| p.as_str()))
@@ -336,11 +337,46 @@ mod tests {
             .unwrap_err()
             .message
             .contains("Unsupported anything-but pattern: suffix"));
-        let wildcard = json!({"a": [{"wildcard": "x*"}]});
-        assert!(FilterPolicy::parse(&wildcard, Scope::MessageBody)
+        let four = json!({"a": [{"wildcard": "*a*b*c*"}]});
+        let e = FilterPolicy::parse(&four, Scope::MessageAttributes).unwrap_err();
+        assert_eq!(e.pointer, "/a/0/wildcard");
+        assert!(e.message.contains("at most 3 wildcard characters"), "{e:?}");
+        let complex =
+            json!({"a": [{"wildcard": "*a*b*c"}, {"wildcard": "*d*e*f"}, {"wildcard": "*g*h"}]});
+        assert!(FilterPolicy::parse(&complex, Scope::MessageAttributes)
             .unwrap_err()
             .message
-            .contains("Unrecognized match type wildcard"));
+            .contains("Rule is too complex"));
+        let wildcard_but = json!({"a": [{"anything-but": {"wildcard": "x*"}}]});
+        assert!(FilterPolicy::parse(&wildcard_but, Scope::MessageBody)
+            .unwrap_err()
+            .message
+            .contains("Unsupported anything-but pattern: wildcard"));
+    }
+
+    #[test]
+    fn wildcards_match_strings_in_both_scopes() {
+        let p = policy(
+            json!({"sport": [{"wildcard": "*ball"}]}),
+            Scope::MessageAttributes,
+        );
+        let attr = |v: &str| json!({"sport": {"Type": "String", "Value": v}});
+        assert!(p.matches(&attr("baseball")).unwrap());
+        assert!(p.matches(&attr("ball")).unwrap());
+        assert!(!p.matches(&attr("rugby")).unwrap());
+        let arr = json!({"sport": {"Type": "String.Array", "Value": "[\"rugby\", \"football\"]"}});
+        assert!(p.matches(&arr).unwrap());
+        let p = policy(
+            json!({"store": {"name": [{"wildcard": "ex*corp"}]}}),
+            Scope::MessageBody,
+        );
+        assert!(p
+            .matches(&json!({"store": {"name": "example_corp"}}))
+            .unwrap());
+        assert!(!p
+            .matches(&json!({"store": {"name": "example_inc"}}))
+            .unwrap());
+        assert!(!p.matches(&json!({"store": {"name": 5}})).unwrap());
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub(crate) struct Condition {
     pub absent_ok: bool,
 }
 
+/// Most `*` in one SNS wildcard value (SNS's string value matching).
+pub(crate) const MAX_SNS_WILDCARDS: usize = 3;
+
 const RESERVED: &[&str] = &[
     "exactly",
     "equals-ignore-case",
@@ -150,9 +153,16 @@ fn compile_op(
         }
         "equals-ignore-case" => Op::EqIc(string(value, at, "equals-ignore-case")?.into()),
         "exactly" if dialect == Dialect::EventBridge => Op::Str(string(value, at, "exact")?.into()),
-        "wildcard" if dialect == Dialect::EventBridge => {
+        "wildcard" => {
             let s = string(value, at, "wildcard")?;
-            Op::Wildcard(Wildcard::parse(s).map_err(|e| PatternError::new(at, e))?)
+            let w = Wildcard::parse(s).map_err(|e| PatternError::new(at, e))?;
+            if dialect == Dialect::Sns && w.stars() > MAX_SNS_WILDCARDS {
+                return Err(PatternError::new(
+                    at,
+                    format!("A wildcard value may have at most {MAX_SNS_WILDCARDS} wildcard characters; it has {}", w.stars()),
+                ));
+            }
+            Op::Wildcard(w)
         }
         "anything-but" => Op::AnythingBut(compile_anything_but(value, at, dialect)?),
         "numeric" => compile_numeric(value, at)?,

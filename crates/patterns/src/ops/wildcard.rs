@@ -47,6 +47,16 @@ impl Wildcard {
         })
     }
 
+    /// The literal text between the stars (first and last may be empty).
+    pub(crate) fn segments(&self) -> &[Box<str>] {
+        &self.segments
+    }
+
+    /// How many `*` the value has.
+    pub(crate) fn stars(&self) -> usize {
+        self.segments.len() - 1
+    }
+
     /// Glob match with `*` only: anchored first and last segments, the
     /// middle ones found greedily left to right (linear in the value for a
     /// fixed pattern).
