@@ -17,6 +17,7 @@ mod instrument;
 pub mod inventory;
 pub mod orders;
 pub mod queues;
+pub mod replays;
 pub mod rules;
 mod schema;
 pub mod specs;
@@ -153,6 +154,10 @@ pub struct Tables {
     pub tasks: String,
     /// Uploaded files, by id.
     pub files: String,
+    /// Archives of the bus, by bus and name.
+    pub archives: String,
+    /// Replays of archives, by bus and name.
+    pub replays: String,
 }
 
 impl Tables {
@@ -169,6 +174,8 @@ impl Tables {
             subscriptions: format!("{prefix}subscriptions"),
             tasks: format!("{prefix}tasks"),
             files: format!("{prefix}files"),
+            archives: format!("{prefix}archives"),
+            replays: format!("{prefix}replays"),
         }
     }
 }

@@ -27,6 +27,8 @@ fn definitions(t: &Tables) -> Vec<(&str, &'static str, Option<&'static str>, boo
         (&t.subscriptions, "topic", Some("id"), false),
         (&t.tasks, "taskId", None, true),
         (&t.files, "file_id", None, false),
+        (&t.archives, "bus", Some("name"), false),
+        (&t.replays, "bus", Some("name"), false),
     ]
 }
 

@@ -27,6 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
+use crate::routes::rules::archives;
 use crate::routes::rules::test as patterns;
 use crate::routes::{
     dlq, events, files, health, inventory, orders, queues, rules, tasks, topics, workflows,
@@ -109,6 +110,15 @@ fn api_routes() -> OpenApiRouter<Shared> {
         ))
         .routes(routes!(rules::put_target))
         .routes(routes!(rules::remove_target))
+        .routes(routes!(archives::list_archives))
+        .routes(routes!(
+            archives::put_archive,
+            archives::get_archive,
+            archives::delete_archive
+        ))
+        .routes(routes!(archives::list_replays, archives::start_replay))
+        .routes(routes!(archives::get_replay))
+        .routes(routes!(archives::cancel_replay))
         .routes(routes!(queues::list))
         .routes(routes!(queues::put, queues::get, queues::delete))
         .routes(routes!(queues::send))

@@ -80,6 +80,10 @@ pub struct Config {
     /// `SLUICE_TRANSFORMER_GAUGE_INTERVAL`: how often backlog and DLQ gauges are read. Default 5s.
     #[serde(serialize_with = "serialize_duration")]
     pub gauge_interval: Duration,
+    /// `SLUICE_TRANSFORMER_REPLAY_RATE`: archive events one replay sends
+    /// per second, so a large replay does not flood the targets. Default 0:
+    /// as fast as the deliveries are stored.
+    pub replay_rate: u32,
     /// `SLUICE_SCHEDULE_ALLOW_SECONDS`: lets rules use `rate(n seconds)`.
     /// Default false: EventBridge's shortest rate is a minute; this exists
     /// for tests and demonstrations.
@@ -178,6 +182,7 @@ impl Config {
             )?,
             gauge_interval: env
                 .duration("SLUICE_TRANSFORMER_GAUGE_INTERVAL", Duration::from_secs(5))?,
+            replay_rate: env.number("SLUICE_TRANSFORMER_REPLAY_RATE", 0, 0..=10_000_000)?,
             schedule_allow_seconds: env.bool("SLUICE_SCHEDULE_ALLOW_SECONDS", false)?,
             common: Common::from_env(env)?,
         })

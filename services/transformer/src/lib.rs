@@ -23,6 +23,7 @@ pub mod grpc;
 pub mod model;
 pub mod presence;
 pub mod registry;
+pub mod replay;
 pub mod router;
 pub mod scheduler;
 
@@ -63,6 +64,8 @@ pub struct State {
     pub workflows: Option<WorkflowsClient<tonic::transport::Channel>>,
     /// How many replicas share the work.
     pub presence: presence::Presence,
+    /// The replays this replica runs.
+    pub replays: replay::Running,
     /// Every routing and delivery in flight (waited for at shutdown).
     pub tracker: TaskTracker,
     /// True once the rules were loaded.
@@ -301,6 +304,7 @@ pub async fn run(
         oauth: deliver::oauth::Tokens::default(),
         workflows,
         presence: presence::Presence::new(),
+        replays: replay::Running::new(),
         tracker: TaskTracker::new(),
         loaded: AtomicBool::new(false),
         reload_lock: tokio::sync::Mutex::new(()),
@@ -333,6 +337,7 @@ pub async fn run(
         }),
         tokio::spawn(deliver::run(state.clone(), shutdown.clone())),
         tokio::spawn(scheduler::run(state.clone(), shutdown.clone())),
+        tokio::spawn(replay::run(state.clone(), shutdown.clone())),
     ];
     tracing::info!(rules = state.registry.snapshot().rule_count(), "routing");
     let result = router::run(state.clone(), shutdown.clone()).await;

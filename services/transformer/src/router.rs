@@ -123,7 +123,15 @@ async fn route(state: &Shared, msg: Message) {
         let mut publishes = Vec::new();
         for rule in &rules {
             for target in &rule.targets {
-                publishes.push(store_delivery(state, target, &event_id, msg.payload.clone(), published, seq));
+                publishes.push(store_delivery(
+                    state,
+                    target,
+                    &event_id,
+                    &event_id,
+                    msg.payload.clone(),
+                    published,
+                    seq,
+                ));
             }
         }
         let count = publishes.len();
@@ -152,7 +160,8 @@ async fn route(state: &Shared, msg: Message) {
 }
 
 /// Stores one delivery of event `event_id` (its JSON in `payload`) to
-/// `target`, de-duplicated by its delivery id. When the target's backlog is
+/// `target`, de-duplicated by its delivery id, which derives from `key`
+/// (the event id; a replay's own key for a replayed event). When the target's backlog is
 /// full the delivery goes to the target's dead letters instead, so the other
 /// targets are not held back. `published` and `seq` say where the event came
 /// from (for the dead letter).
@@ -160,11 +169,12 @@ pub(crate) async fn store_delivery(
     state: &Shared,
     target: &crate::model::CompiledTarget,
     event_id: &str,
+    key: &str,
     payload: bytes::Bytes,
     published: time::OffsetDateTime,
     seq: u64,
 ) -> Result<(), sluice_bus::BusError> {
-    let id = delivery_id(event_id, &target.bus, &target.rule, &target.id);
+    let id = delivery_id(key, &target.bus, &target.rule, &target.id);
     let mut headers = HeaderMap::new();
     headers.insert(h::DELIVERY_ID, id.as_str());
     headers.insert(h::EVENT_ID, event_id);

@@ -214,7 +214,7 @@ fn fire(state: &Shared, rule: Arc<CompiledRule>, tick: DateTime<Utc>) {
         let mut delay = Duration::from_millis(100);
         for target in &rule.targets {
             loop {
-                match crate::router::store_delivery(&state, target, &id, payload.clone(), time, 0)
+                match crate::router::store_delivery(&state, target, &id, &id, payload.clone(), time, 0)
                     .await
                 {
                     Ok(()) => break,

@@ -569,6 +569,239 @@ impl EventBus for BusApi {
             .map_err(|e| AdminError::Invalid(Violation::new("/event", e.to_string())))?;
         Ok(Response::new(v1::TestEventPatternResponse { matches }))
     }
+
+    async fn put_archive(
+        &self,
+        request: Request<v1::PutArchiveRequest>,
+    ) -> Result<Response<v1::PutArchiveResponse>, Status> {
+        let archive = request
+            .into_inner()
+            .archive
+            .ok_or_else(|| AdminError::Invalid(Violation::new("", "an archive is required")))?;
+        self.require_bus(&archive.bus).await?;
+        crate::replay::check_archive(&archive, self.state.config.common.queue.bus_retention)
+            .map_err(AdminError::from)?;
+        let spec = v1::Archive {
+            event_pattern: archive.event_pattern.clone(),
+            retention_days: archive.retention_days,
+            description: archive.description.clone(),
+            ..Default::default()
+        };
+        let (rec, created) = self
+            .state
+            .store
+            .put_archive(&archive.bus, &archive.name, spec.encode_to_vec())
+            .await
+            .map_err(AdminError::from)?;
+        Ok(Response::new(v1::PutArchiveResponse {
+            archive: crate::replay::archive_of(&rec),
+            created,
+        }))
+    }
+
+    async fn get_archive(
+        &self,
+        request: Request<v1::GetArchiveRequest>,
+    ) -> Result<Response<v1::Archive>, Status> {
+        let req = request.into_inner();
+        let not_found =
+            || AdminError::NotFound(format!("no archive {:?} on bus {:?}", req.name, req.bus));
+        if names::check_bus(&req.bus).is_err() || names::check_rule(&req.name).is_err() {
+            return Err(not_found().into());
+        }
+        match self
+            .state
+            .store
+            .archive(&req.bus, &req.name)
+            .await
+            .map_err(AdminError::from)?
+            .as_ref()
+            .and_then(crate::replay::archive_of)
+        {
+            Some(a) => Ok(Response::new(a)),
+            None => Err(not_found().into()),
+        }
+    }
+
+    async fn list_archives(
+        &self,
+        request: Request<v1::ListArchivesRequest>,
+    ) -> Result<Response<v1::ListArchivesResponse>, Status> {
+        let req = request.into_inner();
+        self.require_bus(&req.bus).await?;
+        let archives = self
+            .state
+            .store
+            .archives_of(&req.bus)
+            .await
+            .map_err(AdminError::from)?
+            .iter()
+            .filter_map(crate::replay::archive_of)
+            .collect();
+        Ok(Response::new(v1::ListArchivesResponse { archives }))
+    }
+
+    async fn delete_archive(
+        &self,
+        request: Request<v1::DeleteArchiveRequest>,
+    ) -> Result<Response<v1::DeleteArchiveResponse>, Status> {
+        let req = request.into_inner();
+        let not_found =
+            || AdminError::NotFound(format!("no archive {:?} on bus {:?}", req.name, req.bus));
+        if names::check_bus(&req.bus).is_err() || names::check_rule(&req.name).is_err() {
+            return Err(not_found().into());
+        }
+        if !self
+            .state
+            .store
+            .delete_archive(&req.bus, &req.name)
+            .await
+            .map_err(AdminError::from)?
+        {
+            return Err(not_found().into());
+        }
+        Ok(Response::new(v1::DeleteArchiveResponse {}))
+    }
+
+    async fn start_replay(
+        &self,
+        request: Request<v1::StartReplayRequest>,
+    ) -> Result<Response<v1::Replay>, Status> {
+        let replay = request
+            .into_inner()
+            .replay
+            .ok_or_else(|| AdminError::Invalid(Violation::new("", "a replay is required")))?;
+        self.require_bus(&replay.bus).await?;
+        let spec = crate::replay::check_replay(&replay).map_err(AdminError::from)?;
+        let store = &self.state.store;
+        if store
+            .archive(&replay.bus, &spec.archive)
+            .await
+            .map_err(AdminError::from)?
+            .is_none()
+        {
+            return Err(AdminError::Invalid(Violation::new(
+                "/archive",
+                format!(
+                    "there is no archive named {:?} on bus {:?}",
+                    spec.archive, replay.bus
+                ),
+            ))
+            .into());
+        }
+        for (i, rule) in spec.rules.iter().enumerate() {
+            if store
+                .rule(&replay.bus, rule)
+                .await
+                .map_err(AdminError::from)?
+                .is_none()
+            {
+                return Err(AdminError::Invalid(Violation::new(
+                    format!("/rules/{i}"),
+                    format!("there is no rule named {rule:?} on bus {:?}", replay.bus),
+                ))
+                .into());
+            }
+        }
+        let Some(rec) = store
+            .create_replay(&replay.bus, &replay.name, spec.encode_to_vec())
+            .await
+            .map_err(AdminError::from)?
+        else {
+            return Err(AdminError::Conflict(format!(
+                "a replay named {:?} already exists on bus {:?}",
+                replay.name, replay.bus
+            ))
+            .into());
+        };
+        // This replica runs it, unless another claims it first.
+        crate::replay::try_start(&self.state, &replay.bus, &replay.name).await;
+        let now = store
+            .replay(&replay.bus, &replay.name)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(rec);
+        crate::replay::replay_of(&now)
+            .map(Response::new)
+            .ok_or_else(|| AdminError::Internal("the stored replay cannot be read".into()).into())
+    }
+
+    async fn get_replay(
+        &self,
+        request: Request<v1::GetReplayRequest>,
+    ) -> Result<Response<v1::Replay>, Status> {
+        let req = request.into_inner();
+        let not_found =
+            || AdminError::NotFound(format!("no replay {:?} on bus {:?}", req.name, req.bus));
+        if names::check_bus(&req.bus).is_err() || names::check_rule(&req.name).is_err() {
+            return Err(not_found().into());
+        }
+        match self
+            .state
+            .store
+            .replay(&req.bus, &req.name)
+            .await
+            .map_err(AdminError::from)?
+            .as_ref()
+            .and_then(crate::replay::replay_of)
+        {
+            Some(r) => Ok(Response::new(r)),
+            None => Err(not_found().into()),
+        }
+    }
+
+    async fn list_replays(
+        &self,
+        request: Request<v1::ListReplaysRequest>,
+    ) -> Result<Response<v1::ListReplaysResponse>, Status> {
+        let req = request.into_inner();
+        self.require_bus(&req.bus).await?;
+        let replays = self
+            .state
+            .store
+            .replays_of(&req.bus)
+            .await
+            .map_err(AdminError::from)?
+            .iter()
+            .filter_map(crate::replay::replay_of)
+            .collect();
+        Ok(Response::new(v1::ListReplaysResponse { replays }))
+    }
+
+    async fn cancel_replay(
+        &self,
+        request: Request<v1::CancelReplayRequest>,
+    ) -> Result<Response<v1::Replay>, Status> {
+        let req = request.into_inner();
+        let not_found =
+            || AdminError::NotFound(format!("no replay {:?} on bus {:?}", req.name, req.bus));
+        if names::check_bus(&req.bus).is_err() || names::check_rule(&req.name).is_err() {
+            return Err(not_found().into());
+        }
+        let Some(rec) = self
+            .state
+            .store
+            .cancel_replay(&req.bus, &req.name)
+            .await
+            .map_err(AdminError::from)?
+        else {
+            return Err(not_found().into());
+        };
+        if !matches!(
+            rec.state.as_str(),
+            sluice_store::replays::state::CANCELLING | sluice_store::replays::state::CANCELLED
+        ) {
+            return Err(AdminError::Conflict(format!(
+                "the replay has ended ({}); only a replay that has not can be cancelled",
+                rec.state
+            ))
+            .into());
+        }
+        crate::replay::replay_of(&rec)
+            .map(Response::new)
+            .ok_or_else(|| AdminError::Internal("the stored replay cannot be read".into()).into())
+    }
 }
 
 /// Whether any rule's target sends to queue `name` (by this replica's view).

@@ -92,7 +92,7 @@ pub struct CompiledRule {
     pub proto: v1::Rule,
 }
 
-fn check_description(pointer: &str, text: &str) -> Result<(), Violation> {
+pub(crate) fn check_description(pointer: &str, text: &str) -> Result<(), Violation> {
     if text.chars().count() > MAX_DESCRIPTION {
         return Err(Violation::new(
             pointer,

@@ -2,6 +2,7 @@
 //! transformer over gRPC, and trying patterns, filter policies and
 //! transformers before deploying them ([`test`]).
 
+pub mod archives;
 pub mod test;
 pub mod types;
 
