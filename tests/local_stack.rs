@@ -42,6 +42,8 @@ impl LocalStack {
             "SLUICE_FILE_INGEST_PORT",
             "SLUICE_MINIO_PORT",
             "SLUICE_MINIO_CONSOLE_PORT",
+            "SLUICE_KAFKA_PORT",
+            "SLUICE_KAFKA_CONTROLLER_PORT",
         ]
         .iter()
         .map(|k| (k.to_string(), free_port().to_string()))
@@ -133,6 +135,18 @@ async fn make_up_brings_back_whatever_is_not_serving() {
     assert!(
         out.contains(&var("SLUICE_SMTP_API_URL")),
         "the mailbox is printed: {out}"
+    );
+    // Kafka is up for kafka targets, at the port printed.
+    let kafka = stack.port("SLUICE_KAFKA_PORT");
+    assert!(
+        tokio::net::TcpStream::connect(format!("127.0.0.1:{kafka}"))
+            .await
+            .is_ok(),
+        "kafka listens on {kafka}"
+    );
+    assert!(
+        out.contains(&format!("127.0.0.1:{kafka}")),
+        "kafka is printed: {out}"
     );
     // Email works out of the box: a subscription's confirmation email
     // reaches the mailbox, whose API the printed URL serves.

@@ -461,6 +461,106 @@ impl Dynamo {
     }
 }
 
+/// Apache Kafka, one node in KRaft mode (broker and controller), its log
+/// in a temp dir (so it survives a stop/start).
+#[derive(Debug)]
+pub struct Kafka {
+    /// The process (None while stopped).
+    pub proc: Option<Proc>,
+    /// The broker's port.
+    pub port: u16,
+    controller_port: u16,
+    dir: PathBuf,
+}
+
+impl Kafka {
+    /// Formats a log directory in `dir` and starts the broker.
+    pub async fn start(dir: &Path) -> Result<Self> {
+        let k = Self {
+            proc: None,
+            port: free_port(),
+            controller_port: free_port(),
+            dir: dir.join("kafka"),
+        };
+        std::fs::create_dir_all(&k.dir)?;
+        let props = k.dir.join("server.properties");
+        std::fs::write(
+            &props,
+            format!(
+                "process.roles=broker,controller\n\
+                 node.id=1\n\
+                 controller.quorum.bootstrap.servers=127.0.0.1:{c}\n\
+                 listeners=PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}\n\
+                 advertised.listeners=PLAINTEXT://127.0.0.1:{p}\n\
+                 controller.listener.names=CONTROLLER\n\
+                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+                 inter.broker.listener.name=PLAINTEXT\n\
+                 log.dirs={logs}\n\
+                 num.partitions=3\n\
+                 offsets.topic.replication.factor=1\n\
+                 transaction.state.log.replication.factor=1\n\
+                 transaction.state.log.min.isr=1\n\
+                 share.coordinator.state.topic.replication.factor=1\n\
+                 share.coordinator.state.topic.min.isr=1\n\
+                 group.initial.rebalance.delay.ms=0\n\
+                 auto.create.topics.enable=false\n",
+                p = k.port,
+                c = k.controller_port,
+                logs = k.dir.join("logs").display(),
+            ),
+        )?;
+        // Kafka's cluster ids are 16 random bytes in URL-safe base64.
+        use base64::Engine as _;
+        let cluster = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(uuid::Uuid::new_v4().as_bytes());
+        let out = Command::new("java")
+            .arg("-cp")
+            .arg(format!("{}/*", kafka_libs().display()))
+            .arg("kafka.tools.StorageTool")
+            .args(["format", "--standalone", "-t", &cluster, "-c"])
+            .arg(&props)
+            .output()
+            .await?;
+        if !out.status.success() {
+            bail!(
+                "formatting Kafka's log failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let mut k = k;
+        k.resume().await?;
+        Ok(k)
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker (its log stays on disk).
+    pub async fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill().await;
+        }
+    }
+
+    /// Starts it again on the same ports with the same log.
+    pub async fn resume(&mut self) -> Result<()> {
+        let mut cmd = Command::new("java");
+        cmd.args(["-Xms128m", "-Xmx512m", "-XX:+UseSerialGC"])
+            .arg("-cp")
+            .arg(format!("{}/*", kafka_libs().display()))
+            .arg("kafka.Kafka")
+            .arg(self.dir.join("server.properties"));
+        self.proc = Some(Proc::spawn("kafka", cmd, self.dir.join("kafka.log"))?);
+        wait_for_port(self.port, "Kafka").await
+    }
+}
+
+fn kafka_libs() -> PathBuf {
+    deps_dir().join("kafka/libs")
+}
+
 /// Temporal's development server (the CLI's `server start-dev`), its
 /// history in SQLite in a temp dir.
 #[derive(Debug)]

@@ -80,6 +80,10 @@ pub struct Config {
     /// `SLUICE_TRANSFORMER_GAUGE_INTERVAL`: how often backlog and DLQ gauges are read. Default 5s.
     #[serde(serialize_with = "serialize_duration")]
     pub gauge_interval: Duration,
+    /// `SLUICE_KAFKA_BROKERS`: `host:port` of Kafka brokers, comma
+    /// separated, for `kafka` targets. Unset: their deliveries are retried
+    /// (and dead-lettered by their retry policy).
+    pub kafka_brokers: Vec<String>,
     /// `SLUICE_TRANSFORMER_REPLAY_RATE`: archive events one replay sends
     /// per second, so a large replay does not flood the targets. Default 0:
     /// as fast as the deliveries are stored.
@@ -182,6 +186,13 @@ impl Config {
             )?,
             gauge_interval: env
                 .duration("SLUICE_TRANSFORMER_GAUGE_INTERVAL", Duration::from_secs(5))?,
+            kafka_brokers: env
+                .string("SLUICE_KAFKA_BROKERS", "")
+                .split(',')
+                .map(str::trim)
+                .filter(|b| !b.is_empty())
+                .map(str::to_string)
+                .collect(),
             replay_rate: env.number("SLUICE_TRANSFORMER_REPLAY_RATE", 0, 0..=10_000_000)?,
             schedule_allow_seconds: env.bool("SLUICE_SCHEDULE_ALLOW_SECONDS", false)?,
             common: Common::from_env(env)?,

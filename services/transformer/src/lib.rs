@@ -60,6 +60,8 @@ pub struct State {
     pub http: reqwest::Client,
     /// OAuth tokens of HTTP targets.
     pub oauth: deliver::oauth::Tokens,
+    /// The Kafka brokers of `kafka` targets.
+    pub kafka: deliver::kafka::Producer,
     /// The orchestrator, when configured.
     pub workflows: Option<WorkflowsClient<tonic::transport::Channel>>,
     /// How many replicas share the work.
@@ -294,6 +296,7 @@ pub async fn run(
         )),
         None => None,
     };
+    let kafka_brokers = config.kafka_brokers.clone();
     let state: Shared = Arc::new(State {
         config,
         bus,
@@ -302,6 +305,7 @@ pub async fn run(
         policy,
         http,
         oauth: deliver::oauth::Tokens::default(),
+        kafka: deliver::kafka::Producer::new(kafka_brokers),
         workflows,
         presence: presence::Presence::new(),
         replays: replay::Running::new(),

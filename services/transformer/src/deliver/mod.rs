@@ -15,6 +15,7 @@
 //! a fresh worker, a removed one loses its worker.
 
 pub mod http;
+pub mod kafka;
 pub mod oauth;
 pub use sluice_outbound::retry;
 pub mod workflow;
@@ -435,6 +436,7 @@ async fn attempt_once(
                 },
             }
         }
+        Destination::Kafka(k) => state.kafka.send(target, k, meta, &msg.payload, body).await,
         Destination::Workflow(wt) => {
             workflow::start(
                 state,

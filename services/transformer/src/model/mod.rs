@@ -17,7 +17,10 @@ use std::time::Duration;
 use sluice_patterns::Pattern;
 use sluice_proto::v1;
 
-pub use target::{compile_target, keep_secrets, Auth, Destination, Http, InputSpec, OAuth};
+pub use target::{
+    check_kafka_topic, compile_target, keep_secrets, Auth, Destination, Http, InputSpec, Kafka,
+    OAuth,
+};
 
 /// Most targets a rule may have (EventBridge's limit).
 pub const MAX_TARGETS: usize = 5;

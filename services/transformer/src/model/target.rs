@@ -73,6 +73,33 @@ pub enum Destination {
     Topic(String),
     /// A workflow type of the orchestrator.
     Workflow(String),
+    /// A Kafka topic.
+    Kafka(Kafka),
+}
+
+/// A Kafka target.
+#[derive(Debug, Clone)]
+pub struct Kafka {
+    /// The topic.
+    pub topic: String,
+    /// Where the record's key is in the event.
+    pub key: Option<sluice_patterns::transform::JsonPath>,
+}
+
+/// Checks a Kafka topic name (Kafka's rule: 1 to 249 of `A-Z a-z 0-9 . _ -`, not `.` or `..`).
+pub fn check_kafka_topic(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err("a Kafka topic is 1 to 249 of A-Z a-z 0-9 . _ -, and not . or ..".into())
+    }
 }
 
 impl Destination {
@@ -83,6 +110,7 @@ impl Destination {
             Self::Queue(_) => "queue",
             Self::Topic(_) => "topic",
             Self::Workflow(_) => "workflow",
+            Self::Kafka(_) => "kafka",
         }
     }
 }
@@ -370,7 +398,13 @@ pub fn compile_target(
     }
     let mut timeout = Duration::from_secs(u64::from(DEFAULT_TIMEOUT_SECONDS));
     let destination = match &t.destination {
-        None => return Err(v(at, "type", "is required: http, queue, topic or workflow")),
+        None => {
+            return Err(v(
+                at,
+                "type",
+                "is required: http, queue, topic, workflow or kafka",
+            ))
+        }
         Some(v1::target::Destination::Http(h)) => {
             if let Some(s) = h.timeout_seconds {
                 if !(1..=MAX_TIMEOUT_SECONDS).contains(&s) {
@@ -395,6 +429,21 @@ pub fn compile_target(
         Some(v1::target::Destination::Workflow(w)) => {
             names::check_workflow_type(&w.workflow_type).map_err(|e| v(at, "workflow_type", e))?;
             Destination::Workflow(w.workflow_type.clone())
+        }
+        Some(v1::target::Destination::Kafka(k)) => {
+            check_kafka_topic(&k.topic).map_err(|e| v(at, "topic", e))?;
+            let key = if k.key_path.is_empty() {
+                None
+            } else {
+                Some(
+                    sluice_patterns::transform::JsonPath::parse(&k.key_path)
+                        .map_err(|e| v(at, "key_path", e))?,
+                )
+            };
+            Destination::Kafka(Kafka {
+                topic: k.topic.clone(),
+                key,
+            })
         }
     };
     let input = check_input(at, t)?;

@@ -277,6 +277,17 @@ target! {
         #[schema(pattern = "^[.\\-_A-Za-z0-9]{1,128}$")]
         workflow_type: String,
     }
+    /// A Kafka topic on the transformer's brokers (`SLUICE_KAFKA_BROKERS`).
+    Kafka {
+        /// The topic (it must exist).
+        #[schema(pattern = "^[._A-Za-z0-9-]{1,249}$")]
+        topic: String,
+        /// JSON path into the event whose value keys the record (e.g.
+        /// `$.detail.id`); one key, one partition. Absent: no key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(max_length = 256, pattern = "^\\$")]
+        key_path: Option<String>,
+    }
 }
 
 /// `PUT /v1/buses/{bus}/rules/{name}` body.
@@ -415,6 +426,12 @@ pub fn target_to_proto(t: &Target) -> Result<v1::Target, ApiError> {
         Target::Workflow { workflow_type, .. } => D::Workflow(v1::WorkflowTarget {
             workflow_type: workflow_type.clone(),
         }),
+        Target::Kafka {
+            topic, key_path, ..
+        } => D::Kafka(v1::KafkaTarget {
+            topic: topic.clone(),
+            key_path: key_path.clone().unwrap_or_default(),
+        }),
     };
     let given = [
         c.input.is_some(),
@@ -534,6 +551,17 @@ pub fn target_from_proto(t: v1::Target) -> Target {
         D::Workflow(w) => Target::Workflow {
             id,
             workflow_type: w.workflow_type,
+            input,
+            input_path,
+            input_transformer,
+            retry_policy,
+            max_concurrency,
+            rate_per_second,
+        },
+        D::Kafka(k) => Target::Kafka {
+            id,
+            topic: k.topic,
+            key_path: (!k.key_path.is_empty()).then_some(k.key_path),
             input,
             input_path,
             input_transformer,
