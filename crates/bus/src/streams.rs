@@ -194,6 +194,10 @@ impl Names {
     pub fn target(&self, key: &str) -> String {
         format!("{}target_{key}", self.prefix)
     }
+    /// The durable consumer of partition `p` of an ordered target.
+    pub fn target_partition(&self, key: &str, p: u32) -> String {
+        format!("{}target_{key}_{p}", self.prefix)
+    }
     /// The durable consumer of one subscription's deliveries.
     pub fn subscription(&self, key: &str) -> String {
         format!("{}sub_{key}", self.prefix)
@@ -493,6 +497,31 @@ pub fn target_consumer(
         max_ack_pending,
         description,
     )
+}
+
+/// The consumer of partition `p` of an ordered target: one delivery at a
+/// time (`max_ack_pending` 1), so a message group's deliveries are made in
+/// the order they were stored, across every replica, redeliveries
+/// included; a delivery waiting for its retry holds back only its
+/// partition.
+pub fn ordered_target_consumer(
+    names: &Names,
+    key: &str,
+    p: u32,
+    ack_wait: Duration,
+    description: String,
+) -> pull::Config {
+    pull::Config {
+        filter_subject: names.subject(&crate::subjects::deliver_ordered(key, p)),
+        ..delivery_consumer(
+            names.target_partition(key, p),
+            names,
+            key,
+            ack_wait,
+            1,
+            description,
+        )
+    }
 }
 
 /// One https or email subscription's durable consumer, on the deliveries

@@ -62,6 +62,17 @@ pub const DELIVER_ALL: &str = "deliver.>";
 pub fn deliver(key: &str) -> String {
     format!("deliver.{}", token(key))
 }
+/// Partitions of an ordered target's deliveries: a message group (an
+/// ordering key's value) always maps to one of them.
+pub const ORDER_PARTITIONS: u32 = 16;
+/// The deliveries of partition `p` of an ordered target.
+pub fn deliver_ordered(key: &str, p: u32) -> String {
+    format!("deliver.{}.{p}", token(key))
+}
+/// Every delivery subject of a target, ordered or not.
+pub fn deliver_any(key: &str) -> [String; 2] {
+    [deliver(key), format!("deliver.{}.>", token(key))]
+}
 /// The dead letters of one target.
 pub fn dlq_target(key: &str) -> String {
     format!("dlq.target.{}", token(key))

@@ -181,7 +181,7 @@ pub(crate) async fn store_delivery(
     headers.insert(h::BUS, target.bus.as_str());
     headers.insert(h::RULE, target.rule.as_str());
     headers.insert(h::TARGET, target.id.as_str());
-    let subject = subjects::deliver(&target.key);
+    let subject = target.subject_for(&payload);
     match state
         .bus
         .publish(&subject, &id, payload.clone(), headers.clone())

@@ -96,6 +96,36 @@ pub async fn ensure_consumer(
         .await
 }
 
+/// Creates (or updates) the consumer of partition `p` of an ordered target.
+pub async fn ensure_partition_consumer(
+    state: &Shared,
+    target: &CompiledTarget,
+    p: u32,
+) -> Result<PullConsumer, sluice_bus::BusError> {
+    let names = state.bus.names();
+    let config = sluice_bus::streams::ordered_target_consumer(
+        names,
+        &target.key,
+        p,
+        ack_wait(target),
+        format!(
+            "sluice target {}/{}/{} ({}), ordered, partition {p}",
+            target.bus,
+            target.rule,
+            target.id,
+            target.destination.kind()
+        ),
+    );
+    let what = format!(
+        "consumer of partition {p} of target {}/{}/{}",
+        target.bus, target.rule, target.id
+    );
+    state
+        .bus
+        .declare_consumer(config, names.deliveries(), &what)
+        .await
+}
+
 /// Removes a target's consumer and the deliveries still waiting for it.
 /// Returns how many were discarded.
 pub async fn discard_target(state: &Shared, key: &str) -> Result<u64, sluice_bus::BusError> {
@@ -105,22 +135,31 @@ pub async fn discard_target(state: &Shared, key: &str) -> Result<u64, sluice_bus
         .get_stream(names.deliveries())
         .await
         .map_err(|e| sluice_bus::BusError::Request(e.to_string()))?;
-    match stream.delete_consumer(&names.target(key)).await {
-        Ok(_) => {}
-        Err(e) if e.to_string().contains("not found") => {}
-        Err(e) => return Err(sluice_bus::BusError::Request(e.to_string())),
+    // Its consumer, and its partitions' if it was ordered.
+    let consumers = std::iter::once(names.target(key))
+        .chain((0..subjects::ORDER_PARTITIONS).map(|p| names.target_partition(key, p)));
+    for consumer in consumers {
+        match stream.delete_consumer(&consumer).await {
+            Ok(_) => {}
+            Err(e) if e.to_string().contains("not found") => {}
+            Err(e) => return Err(sluice_bus::BusError::Request(e.to_string())),
+        }
     }
-    let purged = stream
-        .purge()
-        .filter(names.subject(&subjects::deliver(key)))
-        .await
-        .map_err(|e| sluice_bus::BusError::Request(e.to_string()))?;
-    if purged.purged > 0 {
-        tracing::warn!(target_key = %key, discarded = purged.purged,
+    let mut discarded = 0;
+    for subject in subjects::deliver_any(key) {
+        let purged = stream
+            .purge()
+            .filter(names.subject(&subject))
+            .await
+            .map_err(|e| sluice_bus::BusError::Request(e.to_string()))?;
+        discarded += purged.purged;
+    }
+    if discarded > 0 {
+        tracing::warn!(target_key = %key, discarded,
             "target removed: its waiting deliveries were discarded");
-        metrics::counter!("sluice.transformer.deliveries.discarded").increment(purged.purged);
+        metrics::counter!("sluice.transformer.deliveries.discarded").increment(discarded);
     }
-    Ok(purged.purged)
+    Ok(discarded)
 }
 
 /// Keeps one worker per target until `shutdown`.
@@ -160,7 +199,25 @@ fn reconcile(state: &Shared, running: &mut HashMap<String, Running>, shutdown: &
             r.cancel.cancel();
         }
         let cancel = shutdown.child_token();
-        tokio::spawn(worker(state.clone(), t.clone(), replicas, cancel.clone()));
+        if t.ordering.is_some() {
+            for p in 0..subjects::ORDER_PARTITIONS {
+                tokio::spawn(worker(
+                    state.clone(),
+                    t.clone(),
+                    replicas,
+                    Some(p),
+                    cancel.clone(),
+                ));
+            }
+        } else {
+            tokio::spawn(worker(
+                state.clone(),
+                t.clone(),
+                replicas,
+                None,
+                cancel.clone(),
+            ));
+        }
         running.insert(
             t.key.clone(),
             Running {
@@ -179,21 +236,27 @@ fn reconcile(state: &Shared, running: &mut HashMap<String, Running>, shutdown: &
     metrics::gauge!("sluice.transformer.targets").set(running.len() as f64);
 }
 
+/// Pulls and delivers one target's deliveries (one partition's, for an
+/// ordered target: one at a time).
 async fn worker(
     state: Shared,
     target: Arc<CompiledTarget>,
     replicas: usize,
+    partition: Option<u32>,
     cancel: CancellationToken,
 ) {
-    let slots_n = share(target.max_concurrency, replicas);
+    let (slots_n, streams) = match partition {
+        Some(_) => (1, subjects::ORDER_PARTITIONS),
+        None => (share(target.max_concurrency, replicas), 1),
+    };
     let limiter = target.rate_per_second.and_then(|r| {
-        let per_replica = r / replicas.max(1) as f64;
+        let per_replica = r / replicas.max(1) as f64 / f64::from(streams);
         Quota::with_period(Duration::from_secs_f64(1.0 / per_replica))
             .map(|q| RateLimiter::direct(q.allow_burst(NonZeroU32::MIN)))
     });
     // Pull no more than can start soon, so nothing waits past its ack wait.
     let batch = match target.rate_per_second {
-        Some(r) => (r / replicas.max(1) as f64)
+        Some(r) => (r / replicas.max(1) as f64 / f64::from(streams))
             .ceil()
             .clamp(1.0, f64::from(slots_n)) as usize,
         None => slots_n as usize,
@@ -222,7 +285,10 @@ async fn worker(
                     reason: "the target was removed".into(),
                 });
             }
-            ensure_consumer(&state, &target).await
+            match partition {
+                None => ensure_consumer(&state, &target).await,
+                Some(p) => ensure_partition_consumer(&state, &target, p).await,
+            }
         }
     };
     keep_pulling(declare, pull, slots, pace, &cancel, |msg, permit| {
@@ -294,7 +360,9 @@ async fn deliver_one(state: &Shared, key: &str, msg: Message) {
             rand::random::<f64>(),
         );
         let decision = retry::decide(&outcome, attempt, age, &target.retry, delay);
-        let subject = subjects::deliver(key);
+        // The partition's subject, for an ordered target: a redriven dead
+        // letter goes back to its message group's partition.
+        let subject = state.bus.names().unprefix(msg.subject.as_str()).to_string();
         let dlq_subject = subjects::dlq_target(key);
         let attempted = Attempted {
             msg: &msg,

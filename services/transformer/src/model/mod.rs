@@ -70,8 +70,37 @@ pub struct CompiledTarget {
     pub rate_per_second: Option<f64>,
     /// How long one attempt may take.
     pub timeout: Duration,
+    /// Where the event's message group is (`ordering_key`): deliveries of
+    /// one group are made one at a time, in order.
+    pub ordering: Option<sluice_patterns::transform::JsonPath>,
     /// Changes whenever anything a delivery worker holds changes.
     pub fingerprint: u64,
+}
+
+impl CompiledTarget {
+    /// The subject a delivery of `event` (JSON) to this target is stored on:
+    /// its message group's partition for an ordered target.
+    pub fn subject_for(&self, event: &[u8]) -> String {
+        match &self.ordering {
+            None => sluice_bus::subjects::deliver(&self.key),
+            Some(path) => {
+                let group = serde_json::from_slice::<serde_json::Value>(event)
+                    .ok()
+                    .and_then(|e| {
+                        path.select(&e).map(|v| match v {
+                            serde_json::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
+                    })
+                    .unwrap_or_default();
+                let p = crate::deliver::kafka::murmur2(group.as_bytes()) as u32 & 0x7fff_ffff;
+                sluice_bus::subjects::deliver_ordered(
+                    &self.key,
+                    p % sluice_bus::subjects::ORDER_PARTITIONS,
+                )
+            }
+        }
+    }
 }
 
 /// A rule ready to match.

@@ -481,6 +481,14 @@ pub fn compile_target(
             ));
         }
     }
+    let ordering = if t.ordering_key.is_empty() {
+        None
+    } else {
+        Some(
+            sluice_patterns::transform::JsonPath::parse(&t.ordering_key)
+                .map_err(|e| v(at, "ordering_key", e))?,
+        )
+    };
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     t.encode_to_vec().hash(&mut hasher);
     max_concurrency.hash(&mut hasher);
@@ -498,6 +506,7 @@ pub fn compile_target(
         max_concurrency,
         rate_per_second: t.rate_per_second,
         timeout,
+        ordering,
         fingerprint: hasher.finish(),
     })
 }

@@ -181,6 +181,7 @@ struct Common<'a> {
     retry_policy: &'a Option<RetryPolicy>,
     max_concurrency: Option<u32>,
     rate_per_second: Option<f64>,
+    ordering_key: &'a Option<String>,
 }
 
 /// Defines [`Target`]: one variant per kind, each with its own fields and
@@ -220,6 +221,12 @@ macro_rules! target {
                     #[serde(default, skip_serializing_if = "Option::is_none")]
                     #[schema(minimum = 0.01, maximum = 10000)]
                     rate_per_second: Option<f64>,
+                    /// A JSON path into the event (e.g. `$.detail.account`):
+                    /// deliveries whose events have the same value there are
+                    /// made one at a time, in order; other values in parallel.
+                    #[serde(default, skip_serializing_if = "Option::is_none")]
+                    #[schema(max_length = 256, pattern = "^\\$")]
+                    ordering_key: Option<String>,
                 },
             )*
         }
@@ -228,9 +235,10 @@ macro_rules! target {
             fn common(&self) -> Common<'_> {
                 match self {
                     $( Self::$variant { id, input, input_path, input_transformer, retry_policy,
-                        max_concurrency, rate_per_second, .. } => Common {
+                        max_concurrency, rate_per_second, ordering_key, .. } => Common {
                         id, input, input_path, input_transformer, retry_policy,
                         max_concurrency: *max_concurrency, rate_per_second: *rate_per_second,
+                        ordering_key,
                     }, )*
                 }
             }
@@ -466,6 +474,7 @@ pub fn target_to_proto(t: &Target) -> Result<v1::Target, ApiError> {
         }),
         max_concurrency: c.max_concurrency,
         rate_per_second: c.rate_per_second,
+        ordering_key: c.ordering_key.clone().unwrap_or_default(),
     })
 }
 
@@ -494,6 +503,7 @@ pub fn target_from_proto(t: v1::Target) -> Target {
         maximum_event_age_seconds: r.maximum_event_age_seconds,
     });
     let (id, max_concurrency, rate_per_second) = (t.id, t.max_concurrency, t.rate_per_second);
+    let ordering_key = (!t.ordering_key.is_empty()).then_some(t.ordering_key);
     // Every stored target has a destination; a missing one reads as a workflow without a type.
     match t
         .destination
@@ -527,6 +537,7 @@ pub fn target_from_proto(t: v1::Target) -> Target {
             retry_policy,
             max_concurrency,
             rate_per_second,
+            ordering_key,
         },
         D::Queue(q) => Target::Queue {
             id,
@@ -537,6 +548,7 @@ pub fn target_from_proto(t: v1::Target) -> Target {
             retry_policy,
             max_concurrency,
             rate_per_second,
+            ordering_key,
         },
         D::Topic(tp) => Target::Topic {
             id,
@@ -547,6 +559,7 @@ pub fn target_from_proto(t: v1::Target) -> Target {
             retry_policy,
             max_concurrency,
             rate_per_second,
+            ordering_key,
         },
         D::Workflow(w) => Target::Workflow {
             id,
@@ -557,6 +570,7 @@ pub fn target_from_proto(t: v1::Target) -> Target {
             retry_policy,
             max_concurrency,
             rate_per_second,
+            ordering_key,
         },
         D::Kafka(k) => Target::Kafka {
             id,
@@ -568,6 +582,7 @@ pub fn target_from_proto(t: v1::Target) -> Target {
             retry_policy,
             max_concurrency,
             rate_per_second,
+            ordering_key,
         },
     }
 }
