@@ -243,6 +243,49 @@ async fn one_group_at_a_time_in_order_others_in_parallel_through_failures_and_a_
         others_done >= total / 3,
         "other groups went on while one failed ({others_done} before its first success)"
     );
+    // The target stops being ordered while deliveries wait in its
+    // partitions: none is lost, those and the new ones are delivered.
+    *book.open.lock().unwrap() = false;
+    let post_round = |n: u64| {
+        let (stack, accounts) = (&stack, &accounts);
+        async move {
+            let mut stored = created(&stack.metrics(stack.transformer_port).await);
+            for a in accounts {
+                let (code, _, r) = stack
+                    .post(
+                        "/v1/events",
+                        &json!({"source": "bank", "detail-type": "Posted", "detail": {"account": a, "n": n}}),
+                    )
+                    .await;
+                assert_eq!(code, 202, "{r}");
+                stored += 1;
+                assert_eventually!(
+                    created(&stack.metrics(stack.transformer_port).await) >= stored,
+                    "event {a}/{n} routed"
+                );
+            }
+        }
+    };
+    post_round(100).await;
+    let (code, _) = stack
+        .put(
+            "/v1/buses/default/rules/ledger",
+            &json!({"event_pattern": {"source": ["bank"]},
+                    "targets": [{"type": "http", "id": "ledger", "url": url, "timeout_seconds": 8}]}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    post_round(101).await;
+    *book.open.lock().unwrap() = true;
+    let more = total + 2 * accounts.len();
+    assert_eventually!(
+        delivered(&book) == more,
+        "the deliveries stored before and after the change: {} of {more}\n{}",
+        delivered(&book),
+        stack.logs()
+    );
+
     // Groups ran in parallel: some requests of different groups overlapped.
     let overlapping = seen.iter().any(|a| {
         seen.iter()

@@ -39,6 +39,13 @@ impl Pattern {
         Self::from_branches(branches)
     }
 
+    /// Compiles a pattern that was accepted before (a stored rule), without
+    /// the limits that apply to new patterns only (wildcard complexity), so
+    /// a rule accepted by an older version keeps routing after an upgrade.
+    pub fn parse_stored(pattern: &Value) -> Result<Self, PatternError> {
+        Self::from_branches(compile(pattern, Dialect::EventBridge)?)
+    }
+
     /// Compiles a pattern given as JSON text.
     pub fn parse_str(text: &str) -> Result<Self, PatternError> {
         let value: Value = serde_json::from_str(text)

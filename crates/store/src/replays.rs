@@ -290,7 +290,11 @@ impl Store {
         let table = &self.tables.replays;
         let mut out = Vec::new();
         for item in self.scan_all(table).await? {
-            let rec = replay_record(&item).ok_or_else(|| self.corrupt_in(table, "?", "?"))?;
+            // One unreadable item must not stop every other replay.
+            let Some(rec) = replay_record(&item) else {
+                tracing::warn!(table = %table, "skipping a replay item that is not a whole record");
+                continue;
+            };
             if matches!(
                 rec.state.as_str(),
                 state::STARTING | state::RUNNING | state::CANCELLING

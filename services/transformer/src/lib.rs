@@ -87,6 +87,7 @@ fn ctx(state: &State) -> model::Ctx<'_> {
         schedules: crate::model::schedule::Allow {
             seconds: state.config.schedule_allow_seconds,
         },
+        stored: true,
     }
 }
 

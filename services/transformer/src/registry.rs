@@ -292,6 +292,7 @@ mod tests {
             policy: &policy,
             default_concurrency: 4,
             schedules: Default::default(),
+            stored: false,
         };
         reg.load_all(
             &[
@@ -338,6 +339,7 @@ mod tests {
             policy: &policy,
             default_concurrency: 4,
             schedules: Default::default(),
+            stored: false,
         };
         let mut bad = record("default", "bad", json!({"source": ["s"]}), true);
         bad.spec = b"\xff\xff not protobuf".to_vec();

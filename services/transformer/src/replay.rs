@@ -352,8 +352,12 @@ async fn replay_events(
     let pattern = if archive_spec.event_pattern.is_empty() {
         None
     } else {
+        let value: serde_json::Value = serde_json::from_str(&archive_spec.event_pattern)
+            .map_err(|e| Stop::Failed(format!("the archive's pattern: {e}")))?;
+        // Accepted when the archive was put: limits for new patterns only
+        // are not applied again.
         Some(
-            Pattern::parse_str(&archive_spec.event_pattern)
+            Pattern::parse_stored(&value)
                 .map_err(|e| Stop::Failed(format!("the archive's pattern: {}", e.message)))?,
         )
     };
@@ -414,8 +418,17 @@ async fn replay_events(
         let msg = match next {
             Ok(Some(Ok(m))) => m,
             Ok(Some(Err(e))) => return Err(Stop::Retry(format!("reading the bus stream: {e}"))),
-            Ok(None) => break,
-            // Nothing more arrives: the range is done.
+            Ok(None) => {
+                return Err(Stop::Retry("the bus stream's consumer ended".into()));
+            }
+            // Nothing arrives although the range is not done (a leader
+            // election, a consumer being recreated): resume later.
+            Err(_) if progress.cursor < rec.end_seq => {
+                return Err(Stop::Retry(format!(
+                    "no event from the bus stream for 5 s at sequence {}",
+                    progress.cursor
+                )));
+            }
             Err(_) => break,
         };
         let Ok(info) = msg.info() else { continue };
@@ -493,9 +506,9 @@ async fn replay_events(
             progress.events += batch_events;
             batch_events = 0;
             (progress.cursor, progress.last_event_time) = batch_last.clone();
-            if progress.written.elapsed() >= PROGRESS_EVERY {
-                write_progress(state, rec, progress).await?;
-            }
+            // Recorded as soon as stored, so a resumed replay repeats at
+            // most the batch in flight.
+            write_progress(state, rec, progress).await?;
         }
         if last {
             break;

@@ -210,7 +210,10 @@ fn fire(state: &Shared, rule: Arc<CompiledRule>, tick: DateTime<Utc>) {
             detail: serde_json::json!({}),
         };
         let payload = bytes::Bytes::from(envelope.to_bytes());
-        let deadline = tokio::time::Instant::now() + grace;
+        // Retried only while the tick is recent enough for its ids to be
+        // de-duplicated against another replica's copy.
+        let deadline = tokio::time::Instant::now()
+            + grace.saturating_sub((Utc::now() - tick).to_std().unwrap_or(Duration::ZERO));
         let mut delay = Duration::from_millis(100);
         for target in &rule.targets {
             loop {

@@ -29,6 +29,7 @@ use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::Message;
 use async_nats::HeaderMap;
 use bytes::Bytes;
+use futures::StreamExt as _;
 use governor::{Quota, RateLimiter};
 use sluice_bus::work::{keep_pulling, Pace, Pull};
 use sluice_bus::{headers as h, subjects};
@@ -173,7 +174,8 @@ pub async fn run(state: Shared, shutdown: CancellationToken) {
     let mut replicas = state.presence.subscribe();
     let mut running: HashMap<String, Running> = HashMap::new();
     loop {
-        reconcile(&state, &mut running, &shutdown);
+        let consumers = consumer_names(&state, &shutdown).await;
+        reconcile(&state, &mut running, &shutdown, &consumers);
         tokio::select! {
             _ = shutdown.cancelled() => break,
             r = changes.changed() => if r.is_err() { break },
@@ -185,7 +187,52 @@ pub async fn run(state: Shared, shutdown: CancellationToken) {
     }
 }
 
-fn reconcile(state: &Shared, running: &mut HashMap<String, Running>, shutdown: &CancellationToken) {
+/// The consumers of the deliveries stream, tried a few times (a partial
+/// list would leave a partition of a target that is no longer ordered
+/// without its worker until the next change; an empty one after repeated
+/// failures is logged as an error).
+async fn consumer_names(state: &Shared, shutdown: &CancellationToken) -> HashSet<String> {
+    let names = state.bus.names();
+    for attempt in 1.. {
+        let listed = async {
+            let stream = state
+                .bus
+                .jetstream()
+                .get_stream(names.deliveries())
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut out = HashSet::new();
+            let mut list = stream.consumer_names();
+            while let Some(name) = list.next().await {
+                out.insert(name.map_err(|e| e.to_string())?);
+            }
+            Ok::<_, String>(out)
+        }
+        .await;
+        match listed {
+            Ok(out) => return out,
+            Err(e) if attempt < 5 => {
+                tracing::warn!(error = %e, "cannot list the delivery consumers; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return HashSet::new(),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list the delivery consumers: partitions left by targets no longer ordered get no worker until the next change");
+                return HashSet::new();
+            }
+        }
+    }
+    HashSet::new()
+}
+
+fn reconcile(
+    state: &Shared,
+    running: &mut HashMap<String, Running>,
+    shutdown: &CancellationToken,
+    consumers: &HashSet<String>,
+) {
     let snapshot = state.registry.snapshot();
     let replicas = state.presence.replicas();
     let mut wanted = HashSet::new();
@@ -199,8 +246,23 @@ fn reconcile(state: &Shared, running: &mut HashMap<String, Running>, shutdown: &
             r.cancel.cancel();
         }
         let cancel = shutdown.child_token();
-        if t.ordering.is_some() {
-            for p in 0..subjects::ORDER_PARTITIONS {
+        // The unordered consumer always runs: an ordered target drains on it
+        // what was stored before it became ordered (or by a replica that has
+        // not heard of the change yet).
+        tokio::spawn(worker(
+            state.clone(),
+            t.clone(),
+            replicas,
+            None,
+            cancel.clone(),
+        ));
+        let names = state.bus.names();
+        for p in 0..subjects::ORDER_PARTITIONS {
+            let leftover = consumers.contains(&names.target_partition(&t.key, p));
+            if t.ordering.is_some() || leftover {
+                // A target that was ordered once keeps its partitions'
+                // consumers (idle once empty) and their workers, so nothing
+                // stored on them, or redriven to them, is stranded.
                 tokio::spawn(worker(
                     state.clone(),
                     t.clone(),
@@ -209,14 +271,6 @@ fn reconcile(state: &Shared, running: &mut HashMap<String, Running>, shutdown: &
                     cancel.clone(),
                 ));
             }
-        } else {
-            tokio::spawn(worker(
-                state.clone(),
-                t.clone(),
-                replicas,
-                None,
-                cancel.clone(),
-            ));
         }
         running.insert(
             t.key.clone(),

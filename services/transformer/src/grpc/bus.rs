@@ -71,6 +71,7 @@ impl BusApi {
             schedules: crate::model::schedule::Allow {
                 seconds: self.state.config.schedule_allow_seconds,
             },
+            stored: false,
         }
     }
 
@@ -330,6 +331,20 @@ impl EventBus for BusApi {
         if rules > 0 {
             return Err(AdminError::Conflict(format!(
                 "bus {name:?} still has {rules} rules; delete them first"
+            ))
+            .into());
+        }
+        // A bus made again under this name must not inherit its archives.
+        let archives = self
+            .state
+            .store
+            .archives_of(&name)
+            .await
+            .map_err(AdminError::from)?;
+        if !archives.is_empty() {
+            return Err(AdminError::Conflict(format!(
+                "bus {name:?} still has {} archives; delete them first",
+                archives.len()
             ))
             .into());
         }

@@ -42,6 +42,11 @@ pub struct Ctx<'a> {
     pub default_concurrency: u32,
     /// What schedule expressions may use besides EventBridge's syntax.
     pub schedules: schedule::Allow,
+    /// The rule was accepted before (it is being loaded from the store):
+    /// limits that apply to new input only (wildcard complexity, the
+    /// seconds setting, the size) are not applied again, so an upgrade or a
+    /// setting changed later never silently stops a stored rule.
+    pub stored: bool,
 }
 
 /// How often and how long a target's deliveries are retried (0–185 retries).
@@ -152,6 +157,10 @@ pub fn check_bus(name: &str, description: &str) -> Result<(), Violation> {
 /// Parses and checks an event pattern given as JSON text; the pointer of a
 /// problem is under `at`.
 pub fn compile_pattern(at: &str, text: &str) -> Result<Pattern, Violation> {
+    compile_pattern_as(at, text, false)
+}
+
+fn compile_pattern_as(at: &str, text: &str, stored: bool) -> Result<Pattern, Violation> {
     if text.trim().is_empty() {
         return Err(Violation::new(at, "an event pattern is required"));
     }
@@ -167,7 +176,12 @@ pub fn compile_pattern(at: &str, text: &str) -> Result<Pattern, Violation> {
     }
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| Violation::new(at, format!("is not JSON: {e}")))?;
-    Pattern::parse(&value).map_err(|e| Violation::new(format!("{at}{}", e.pointer), e.message))
+    let parsed = if stored {
+        Pattern::parse_stored(&value)
+    } else {
+        Pattern::parse(&value)
+    };
+    parsed.map_err(|e| Violation::new(format!("{at}{}", e.pointer), e.message))
 }
 
 /// Checks and compiles a rule (its names, pattern, state, description and
@@ -180,7 +194,11 @@ pub fn compile_rule(rule: &v1::Rule, ctx: &Ctx<'_>) -> Result<CompiledRule, Viol
         rule.schedule.trim().is_empty(),
     ) {
         (false, true) => (
-            Some(compile_pattern("/event_pattern", &rule.event_pattern)?),
+            Some(compile_pattern_as(
+                "/event_pattern",
+                &rule.event_pattern,
+                ctx.stored,
+            )?),
             None,
         ),
         (true, false) => (None, Some(Arc::new(compile_schedule(rule, ctx)?))),
@@ -232,7 +250,7 @@ pub fn compile_rule(rule: &v1::Rule, ctx: &Ctx<'_>) -> Result<CompiledRule, Viol
         )?));
     }
     let size = prost::Message::encoded_len(rule);
-    if size > MAX_RULE_BYTES {
+    if size > MAX_RULE_BYTES && !ctx.stored {
         return Err(Violation::new(
             "",
             format!("the rule is {size} bytes; a rule may have at most {MAX_RULE_BYTES}"),
@@ -266,13 +284,10 @@ fn rfc3339(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 /// a rule not stored yet).
 fn compile_schedule(rule: &v1::Rule, ctx: &Ctx<'_>) -> Result<schedule::Schedule, Violation> {
     let anchor = rfc3339(&rule.created_at).unwrap_or_else(chrono::Utc::now);
-    schedule::parse(
-        &rule.schedule,
-        &rule.schedule_timezone,
-        anchor,
-        ctx.schedules,
-    )
-    .map_err(|e| {
+    let allow = schedule::Allow {
+        seconds: ctx.schedules.seconds || ctx.stored,
+    };
+    schedule::parse(&rule.schedule, &rule.schedule_timezone, anchor, allow).map_err(|e| {
         let at = if e.contains("time zone") {
             "/schedule_timezone"
         } else {

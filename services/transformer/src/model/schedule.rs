@@ -195,6 +195,21 @@ fn parse_cron(inner: &str) -> Result<Cron, String> {
 const MAX_SKIPS: usize = 8;
 
 impl Schedule {
+    /// Whether `t` is the second of two instants with the same local time
+    /// (the hour a daylight-saving change repeats).
+    fn repeats(&self, t: &DateTime<Tz>) -> bool {
+        self.first_of(t) != *t
+    }
+
+    /// The earlier of the instants that share `t`'s local time.
+    fn first_of(&self, t: &DateTime<Tz>) -> DateTime<Tz> {
+        use chrono::TimeZone as _;
+        match self.zone.from_local_datetime(&t.naive_local()) {
+            chrono::LocalResult::Ambiguous(a, b) => a.min(b),
+            _ => *t,
+        }
+    }
+
     /// The period of a rate schedule.
     pub fn rate(&self) -> Option<Duration> {
         match &self.every {
@@ -222,8 +237,10 @@ impl Schedule {
                 for _ in 0..MAX_SKIPS {
                     let next = cron.find_next_occurrence(&from, false).ok()?;
                     // croner moves a time the clock skips to the first one
-                    // after the gap; EventBridge skips it.
-                    if cron.is_time_matching(&next).unwrap_or(false) {
+                    // after the gap, and may fire a repeated local time
+                    // twice; EventBridge skips the first and fires the
+                    // second once, at its earlier occurrence.
+                    if cron.is_time_matching(&next).unwrap_or(false) && !self.repeats(&next) {
                         return Some(next.with_timezone(&Utc));
                     }
                     from = next;
@@ -252,12 +269,7 @@ impl Schedule {
                     let prev = cron.find_previous_occurrence(&from, inclusive).ok()?;
                     if cron.is_time_matching(&prev).unwrap_or(false) {
                         // The first of two equal local times is the one that fires.
-                        let earlier = prev - chrono::Duration::hours(1);
-                        let local = |d: &DateTime<Tz>| d.naive_local();
-                        if local(&earlier.with_timezone(&self.zone)) == local(&prev) {
-                            return Some(earlier.with_timezone(&Utc));
-                        }
-                        return Some(prev.with_timezone(&Utc));
+                        return Some(self.first_of(&prev).with_timezone(&Utc));
                     }
                     from = prev;
                     inclusive = false;
@@ -410,6 +422,29 @@ mod tests {
                 "{expr} in {zone:?} after {from}"
             );
         }
+    }
+
+    #[test]
+    fn an_interval_in_the_repeated_hour_fires_each_local_time_once() {
+        // 01:00-02:00 happens twice in New York on 2026-11-01.
+        let s = cron("cron(0/30 * * * ? *)", "America/New_York");
+        assert_eq!(
+            ticks(&s, "2026-11-01T04:45:00Z", 4),
+            [
+                "2026-11-01T01:00:00-04:00",
+                "2026-11-01T01:30:00-04:00",
+                "2026-11-01T02:00:00-05:00",
+                "2026-11-01T02:30:00-05:00",
+            ]
+        );
+        // Lord Howe moves by 30 minutes: 01:30-02:00 repeats on 2026-04-05.
+        let s = cron("cron(45 1 * * ? *)", "Australia/Lord_Howe");
+        let t = s.next_after(at("2026-04-04T12:00:00Z")).unwrap();
+        assert_eq!(
+            t.with_timezone(&s.zone).to_rfc3339(),
+            "2026-04-05T01:45:00+11:00"
+        );
+        assert_eq!(s.latest_at_or_before(at("2026-04-04T16:00:00Z")), Some(t));
     }
 
     #[test]

@@ -18,6 +18,7 @@ fn compile(rule: &v1::Rule) -> Result<CompiledRule, Violation> {
             policy: &p,
             default_concurrency: 16,
             schedules: Default::default(),
+            stored: false,
         },
     )
 }
