@@ -90,6 +90,26 @@ fn created(metrics: &str) -> u64 {
         .unwrap_or(0.0) as u64
 }
 
+/// Posts event `n` of every group, each once the one before it has been
+/// routed, so the deliveries are stored in this order.
+async fn post_round(stack: &Stack, accounts: &[String], n: u64) {
+    let mut stored = created(&stack.metrics(stack.transformer_port).await);
+    for a in accounts {
+        let (code, _, r) = stack
+            .post(
+                "/v1/events",
+                &json!({"source": "bank", "detail-type": "Posted", "detail": {"account": a, "n": n}}),
+            )
+            .await;
+        assert_eq!(code, 202, "{r}");
+        stored += 1;
+        assert_eventually!(
+            created(&stack.metrics(stack.transformer_port).await) >= stored,
+            "event {a}/{n} routed"
+        );
+    }
+}
+
 #[tokio::test]
 async fn one_group_at_a_time_in_order_others_in_parallel_through_failures_and_a_kill() {
     let mut stack = Stack::start(
@@ -152,22 +172,8 @@ async fn one_group_at_a_time_in_order_others_in_parallel_through_failures_and_a_
     // one before it has been routed. The receiver holds every request
     // meanwhile, so each group's deliveries wait in its partition.
     const PER_GROUP: u64 = 8;
-    let mut stored = created(&stack.metrics(stack.transformer_port).await);
     for n in 0..PER_GROUP {
-        for a in &accounts {
-            let (code, _, r) = stack
-                .post(
-                    "/v1/events",
-                    &json!({"source": "bank", "detail-type": "Posted", "detail": {"account": a, "n": n}}),
-                )
-                .await;
-            assert_eq!(code, 202, "{r}");
-            stored += 1;
-            assert_eventually!(
-                created(&stack.metrics(stack.transformer_port).await) >= stored,
-                "event {a}/{n} routed"
-            );
-        }
+        post_round(&stack, &accounts, n).await;
     }
     *book.open.lock().unwrap() = true;
     let total = PER_GROUP as usize * accounts.len();
@@ -246,27 +252,7 @@ async fn one_group_at_a_time_in_order_others_in_parallel_through_failures_and_a_
     // The target stops being ordered while deliveries wait in its
     // partitions: none is lost, those and the new ones are delivered.
     *book.open.lock().unwrap() = false;
-    let post_round = |n: u64| {
-        let (stack, accounts) = (&stack, &accounts);
-        async move {
-            let mut stored = created(&stack.metrics(stack.transformer_port).await);
-            for a in accounts {
-                let (code, _, r) = stack
-                    .post(
-                        "/v1/events",
-                        &json!({"source": "bank", "detail-type": "Posted", "detail": {"account": a, "n": n}}),
-                    )
-                    .await;
-                assert_eq!(code, 202, "{r}");
-                stored += 1;
-                assert_eventually!(
-                    created(&stack.metrics(stack.transformer_port).await) >= stored,
-                    "event {a}/{n} routed"
-                );
-            }
-        }
-    };
-    post_round(100).await;
+    post_round(&stack, &accounts, 100).await;
     let (code, _) = stack
         .put(
             "/v1/buses/default/rules/ledger",
@@ -276,7 +262,7 @@ async fn one_group_at_a_time_in_order_others_in_parallel_through_failures_and_a_
         .await;
     assert_eq!(code, 200);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    post_round(101).await;
+    post_round(&stack, &accounts, 101).await;
     *book.open.lock().unwrap() = true;
     let more = total + 2 * accounts.len();
     assert_eventually!(

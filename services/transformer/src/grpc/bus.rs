@@ -63,6 +63,17 @@ fn for_storage(rule: &v1::Rule) -> Vec<u8> {
     r.encode_to_vec()
 }
 
+/// A "not found" for `what` `name` on `bus` when either name is malformed
+/// (a malformed name names nothing).
+fn named(what: &str, bus: &str, name: &str) -> AdminResult<()> {
+    if names::check_bus(bus).is_err() || names::check_rule(name).is_err() {
+        return Err(AdminError::NotFound(format!(
+            "no {what} {name:?} on bus {bus:?}"
+        )));
+    }
+    Ok(())
+}
+
 impl BusApi {
     fn ctx(&self) -> model::Ctx<'_> {
         model::Ctx {
@@ -619,11 +630,9 @@ impl EventBus for BusApi {
         request: Request<v1::GetArchiveRequest>,
     ) -> Result<Response<v1::Archive>, Status> {
         let req = request.into_inner();
+        named("archive", &req.bus, &req.name)?;
         let not_found =
             || AdminError::NotFound(format!("no archive {:?} on bus {:?}", req.name, req.bus));
-        if names::check_bus(&req.bus).is_err() || names::check_rule(&req.name).is_err() {
-            return Err(not_found().into());
-        }
         match self
             .state
             .store
@@ -661,11 +670,9 @@ impl EventBus for BusApi {
         request: Request<v1::DeleteArchiveRequest>,
     ) -> Result<Response<v1::DeleteArchiveResponse>, Status> {
         let req = request.into_inner();
+        named("archive", &req.bus, &req.name)?;
         let not_found =
             || AdminError::NotFound(format!("no archive {:?} on bus {:?}", req.name, req.bus));
-        if names::check_bus(&req.bus).is_err() || names::check_rule(&req.name).is_err() {
-            return Err(not_found().into());
-        }
         if !self
             .state
             .store
@@ -747,11 +754,9 @@ impl EventBus for BusApi {
         request: Request<v1::GetReplayRequest>,
     ) -> Result<Response<v1::Replay>, Status> {
         let req = request.into_inner();
+        named("replay", &req.bus, &req.name)?;
         let not_found =
             || AdminError::NotFound(format!("no replay {:?} on bus {:?}", req.name, req.bus));
-        if names::check_bus(&req.bus).is_err() || names::check_rule(&req.name).is_err() {
-            return Err(not_found().into());
-        }
         match self
             .state
             .store
@@ -789,11 +794,9 @@ impl EventBus for BusApi {
         request: Request<v1::CancelReplayRequest>,
     ) -> Result<Response<v1::Replay>, Status> {
         let req = request.into_inner();
+        named("replay", &req.bus, &req.name)?;
         let not_found =
             || AdminError::NotFound(format!("no replay {:?} on bus {:?}", req.name, req.bus));
-        if names::check_bus(&req.bus).is_err() || names::check_rule(&req.name).is_err() {
-            return Err(not_found().into());
-        }
         let Some(rec) = self
             .state
             .store
