@@ -167,6 +167,10 @@ wait_port mailbox "$MAILBOX_PORT"
 wait_port temporal "$TEMPORAL_PORT"
 wait_port minio "$MINIO_PORT"
 wait_port kafka "$KAFKA_PORT"
+# The topic the README's Kafka example produces to (kept if it exists).
+java -cp "$kafka_libs/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
+  --create --if-not-exists --topic carts --partitions 3 --replication-factor 1 >>"$state/log/kafka.log" 2>&1 ||
+  echo "up: could not create the Kafka topic carts; see $state/log/kafka.log" >&2
 
 # --- development credentials ---------------------------------------------------
 if [ -f "$state/dev.env" ] && grep -q '^SLUICE_API_KEY=' "$state/dev.env"; then

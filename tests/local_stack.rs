@@ -148,6 +148,20 @@ async fn make_up_brings_back_whatever_is_not_serving() {
         out.contains(&format!("127.0.0.1:{kafka}")),
         "kafka is printed: {out}"
     );
+    // With the README example's topic.
+    let topics = rskafka::client::ClientBuilder::new(vec![format!("127.0.0.1:{kafka}")])
+        .build()
+        .await
+        .unwrap()
+        .list_topics()
+        .await
+        .unwrap();
+    assert!(
+        topics
+            .iter()
+            .any(|t| t.name == "carts" && t.partitions.len() == 3),
+        "{topics:?}"
+    );
     // Email works out of the box: a subscription's confirmation email
     // reaches the mailbox, whose API the printed URL serves.
     let http = reqwest::Client::new();
