@@ -72,8 +72,9 @@ Corpus: 10,000 rules and 500 events of 1–4 KiB generated deterministically by
 `crates/patterns/benches/matching.rs` (source + detail-type rules, half with a
 condition on the detail: exact lists, numeric ranges, anything-but, prefix on
 array elements, cidr, exists + suffix, $or, equals-ignore-case). Every
-measurement includes parsing the event from JSON text, as event-ruler's
-`rulesForJSONEvent` does.
+measurement starts from the event's JSON text, as event-ruler's
+`rulesForJSONEvent` does (sluice's matcher reads only the values its rules
+name; the naive loop parses the whole event).
 
 Each of {rounds} rounds runs sluice (criterion, median of 10 samples) and then
 event-ruler 2.1.0 (Maven Central, Java 17, 3 s after a warm-up) on the same

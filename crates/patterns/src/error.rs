@@ -24,6 +24,9 @@ impl PatternError {
 /// matcher accepts (too deep, too many values).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
+    /// An event given as text that is not JSON.
+    #[error("the event is not JSON: {0}")]
+    NotJson(String),
     /// Events must be JSON objects.
     #[error("the event must be a JSON object")]
     NotAnObject,

@@ -58,10 +58,12 @@ impl Pattern {
         let compiled = branches
             .iter()
             .map(|b| {
-                b.conds
-                    .iter()
-                    .map(|(p, c)| (paths.intern(p), c.clone()))
-                    .collect()
+                ordered(
+                    b.conds
+                        .iter()
+                        .map(|(p, c)| (paths.intern(p), c.clone()))
+                        .collect(),
+                )
             })
             .collect();
         Ok(Self {
@@ -195,37 +197,54 @@ fn cross(
     Ok(out)
 }
 
+/// A branch's conditions in the order [`branch_matches`] takes them:
+/// positive conditions first, those absence can satisfy last (absence is
+/// judged against the array elements the others chose).
+pub(crate) fn ordered(mut conds: Vec<(u32, Condition)>) -> Vec<(u32, Condition)> {
+    conds.sort_by_key(|(_, c)| c.absent_ok);
+    conds
+}
+
 /// Whether every condition holds, with values chosen from consistent array
-/// elements. `steps` bounds the search on hostile events.
+/// elements. `conds` are [`ordered`]. `steps` bounds the search on hostile
+/// events.
 pub(crate) fn branch_matches(
     flat: &Flat<'_>,
     conds: &[(u32, Condition)],
     steps: &mut usize,
 ) -> Result<bool, EventError> {
-    if !flat.has_trails {
-        // No arrays of objects: each condition stands alone.
-        for (path, cond) in conds {
-            let leaves = flat.at(*path);
-            let hit = leaves
-                .iter()
-                .any(|l| cond.ops.iter().any(|op| op.test(&l.leaf)));
-            if !(hit || (cond.absent_ok && leaves.is_empty())) {
+    // Each condition on its own first. That is the answer when at most one
+    // condition has values inside arrays of objects (any element it picks
+    // agrees with values outside arrays); otherwise a positive condition
+    // failing on its own still fails the branch, and what passes goes to
+    // the search for one consistent choice of elements.
+    let mut in_arrays = 0;
+    let mut absence_unsure = false;
+    for (path, cond) in conds {
+        let leaves = flat.at(*path);
+        if flat.has_trails && leaves.iter().any(|l| flat.in_array(l)) {
+            in_arrays += 1;
+        }
+        let hit = leaves
+            .iter()
+            .any(|l| cond.ops.iter().any(|op| op.test(&l.leaf)));
+        if !(hit || (cond.absent_ok && leaves.is_empty())) {
+            if !cond.absent_ok {
                 return Ok(false);
             }
+            absence_unsure = true;
         }
-        return Ok(true);
     }
-    // Positive conditions first, those absence can satisfy last (absence is
-    // judged against the elements the others chose).
-    let mut order: Vec<&(u32, Condition)> = conds.iter().filter(|(_, c)| !c.absent_ok).collect();
-    order.extend(conds.iter().filter(|(_, c)| c.absent_ok));
-    let mut chosen: Vec<&[(u32, u32)]> = Vec::with_capacity(order.len());
-    search(flat, &order, 0, &mut chosen, steps)
+    if in_arrays <= 1 {
+        return Ok(!absence_unsure);
+    }
+    let mut chosen: Vec<&[(u32, u32)]> = Vec::with_capacity(conds.len());
+    search(flat, conds, 0, &mut chosen, steps)
 }
 
 fn search<'f>(
     flat: &'f Flat<'_>,
-    order: &[&(u32, Condition)],
+    order: &[(u32, Condition)],
     i: usize,
     chosen: &mut Vec<&'f [(u32, u32)]>,
     steps: &mut usize,

@@ -6,14 +6,23 @@
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use sluice_patterns::sns::{FilterPolicy, Scope};
-use sluice_patterns::{Matcher, Pattern};
+use sluice_patterns::{EventError, Matcher, Pattern, Scratch};
 
 const KEYS: &[&str] = &["a", "b", "c", "a.b"];
 
 fn scalar() -> impl Strategy<Value = Value> {
     prop_oneof![
-        prop::sample::select(vec!["x", "xy", "yx", "", "X", "10.0.0.1", "2001:db8::1"])
-            .prop_map(|s| json!(s)),
+        prop::sample::select(vec![
+            "x",
+            "xy",
+            "yx",
+            "",
+            "X",
+            "10.0.0.1",
+            "2001:db8::1",
+            "x\ny"
+        ])
+        .prop_map(|s| json!(s)),
         (-3i64..4).prop_map(|n| json!(n)),
         prop::sample::select(vec![0.5f64, -0.0, 1e3]).prop_map(|n| json!(n)),
         any::<bool>().prop_map(|b| json!(b)),
@@ -97,7 +106,13 @@ proptest! {
                 .map(|(i, _)| format!("r{i}"))
                 .collect();
             let got: Vec<String> = m.matches(e).unwrap().into_iter().map(str::to_string).collect();
-            prop_assert_eq!(got, expected, "event {}", e);
+            prop_assert_eq!(&got, &expected, "event {}", e);
+            // The same event as text, read without building it.
+            let mut scratch = Scratch::default();
+            let mut out = Vec::new();
+            m.matches_json(&e.to_string(), &mut scratch, &mut out).unwrap();
+            let from_text: Vec<String> = out.iter().map(|i| format!("r{i}")).collect();
+            prop_assert_eq!(from_text, expected, "event text {}", e);
         }
     }
 
@@ -111,5 +126,69 @@ proptest! {
                 let _ = policy.matches(&e);
             }
         }
+    }
+}
+
+/// Matching from text agrees with matching the parsed value where the text
+/// says more than the value keeps: repeated keys (the last one counts),
+/// escapes, whitespace; and text that is not a JSON object is refused.
+#[test]
+fn matching_text_agrees_with_the_parsed_event() {
+    let rules = [
+        json!({"a": ["x"]}),
+        json!({"a": {"b": [1]}}),
+        json!({"c": [{"prefix": "q\"u"}]}),
+        json!({"d": {"e": [{"exists": false}]}}),
+    ];
+    let mut m = Matcher::new();
+    for (i, r) in rules.iter().enumerate() {
+        m.add(format!("r{i}"), &Pattern::parse(r).unwrap());
+    }
+    let texts = [
+        r#"{"a": "y", "a": "x"}"#,
+        r#"{"a": "x", "a": "y"}"#,
+        r#"{"a": {"b": 1}, "a": {"b": 2}}"#,
+        r#"{"a": {"b": 2}, "a": {"b": 1}}"#,
+        r#"{"c": "q\"uote"}"#,
+        r#"{"c": "\u0071\"u"}"#,
+        r#"{"\u0061": "x"}"#,
+        r#"{"a.b": 1}"#,
+        r#"{"d": {"e": null}, "skipped": {"deep": [1, {"x": "\n"}]}}"#,
+        r#"{"d": [{"e": 1}, {"f": 2}]}"#,
+        " \n{ \"a\" : [ \"z\" , \"x\" ] }\t",
+    ];
+    let mut scratch = Scratch::default();
+    let mut out = Vec::new();
+    for text in texts {
+        let value: serde_json::Value = serde_json::from_str(text).unwrap();
+        let mut expected = Vec::new();
+        m.matches_with(&value, &mut scratch, &mut expected).unwrap();
+        m.matches_json(text, &mut scratch, &mut out).unwrap();
+        assert_eq!(out, expected, "{text}");
+    }
+    for (text, want) in [
+        ("[1]", EventError::NotAnObject),
+        ("\"x\"", EventError::NotAnObject),
+    ] {
+        assert_eq!(
+            m.matches_json(text, &mut scratch, &mut out),
+            Err(want),
+            "{text}"
+        );
+    }
+    for text in [
+        r#"{"a": "x""#,
+        r#"{"a": "x"} {}"#,
+        r#"{"skipped": [1,]}"#,
+        "",
+        "{\"a\": 01}",
+    ] {
+        assert!(
+            matches!(
+                m.matches_json(text, &mut scratch, &mut out),
+                Err(EventError::NotJson(_))
+            ),
+            "{text}"
+        );
     }
 }

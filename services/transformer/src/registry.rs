@@ -95,6 +95,28 @@ impl Snapshot {
         bus: &str,
         event: &Value,
     ) -> Result<Vec<Arc<CompiledRule>>, sluice_patterns::EventError> {
+        self.route_by(bus, |m, scratch, out| m.matches_with(event, scratch, out))
+    }
+
+    /// The enabled rules of `bus` that the event in JSON text `event` (an
+    /// object) matches; reads only the values the rules name.
+    pub fn route_json(
+        &self,
+        bus: &str,
+        event: &str,
+    ) -> Result<Vec<Arc<CompiledRule>>, sluice_patterns::EventError> {
+        self.route_by(bus, |m, scratch, out| m.matches_json(event, scratch, out))
+    }
+
+    fn route_by(
+        &self,
+        bus: &str,
+        matches: impl FnOnce(
+            &Matcher,
+            &mut Scratch,
+            &mut Vec<usize>,
+        ) -> Result<(), sluice_patterns::EventError>,
+    ) -> Result<Vec<Arc<CompiledRule>>, sluice_patterns::EventError> {
         let Some(br) = self.matchers.get(bus) else {
             return Ok(Vec::new());
         };
@@ -104,7 +126,7 @@ impl Snapshot {
         SCRATCH.with(|cell| {
             let mut guard = cell.borrow_mut();
             let (scratch, out) = &mut *guard;
-            br.matcher.matches_with(event, scratch, out)?;
+            matches(&br.matcher, scratch, out)?;
             Ok(out.iter().map(|&i| br.rules[i].clone()).collect())
         })
     }
@@ -309,6 +331,10 @@ mod tests {
         assert_eq!(names(snap.route("default", &ev).unwrap()), ["a"]);
         assert_eq!(names(snap.route("other", &ev).unwrap()), ["b"]);
         assert!(snap.route("nobus", &ev).unwrap().is_empty());
+        let text = ev.to_string();
+        assert_eq!(names(snap.route_json("default", &text).unwrap()), ["a"]);
+        assert_eq!(names(snap.route_json("other", &text).unwrap()), ["b"]);
+        assert!(snap.route_json("default", "[1]").is_err());
         assert_eq!(
             snap.targets().count(),
             3,

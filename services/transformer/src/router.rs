@@ -100,20 +100,15 @@ async fn route(state: &Shared, msg: Message) {
     sluice_telemetry::set_parent(&span, sluice_telemetry::nats_context(msg.headers.as_ref()));
     span.record("trace_id", sluice_telemetry::trace_id_of(&span));
     async {
-        let event: serde_json::Value = match serde_json::from_slice(&msg.payload) {
-            Ok(v @ serde_json::Value::Object(_)) => v,
-            Ok(_) | Err(_) => {
-                return unroutable(state, &msg, "the bus message is not a JSON object", published, &stream, seq, delivered).await;
-            }
+        // The event is read, not built: its id, then only the values the
+        // bus's rules name (the matcher reads the text).
+        let Some((text, id)) = head(&msg.payload) else {
+            return unroutable(state, &msg, "the bus message is not a JSON object", published, &stream, seq, delivered).await;
         };
-        let event_id = event
-            .get("id")
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{stream}-{seq}"));
+        let event_id = id.unwrap_or_else(|| format!("{stream}-{seq}"));
         tracing::Span::current().record("event_id", event_id.as_str());
         let snapshot = state.registry.snapshot();
-        let rules = match snapshot.route(&bus_name, &event) {
+        let rules = match snapshot.route_json(&bus_name, text) {
             Ok(r) => r,
             Err(e) => {
                 let reason = format!("the event cannot be matched: {e}");
@@ -157,6 +152,27 @@ async fn route(state: &Shared, msg: Message) {
     }
     .instrument(span)
     .await;
+}
+
+/// The text of a bus message that is a JSON object, and its `id` when that
+/// is a string; `None` for anything else.
+fn head(payload: &[u8]) -> Option<(&str, Option<String>)> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(default)]
+        id: Option<serde_json::Value>,
+    }
+    let text = std::str::from_utf8(payload).ok()?;
+    // A struct also reads from an array: only objects are events.
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    let head: Head = serde_json::from_str(text).ok()?;
+    let id = match head.id {
+        Some(serde_json::Value::String(id)) => Some(id),
+        _ => None,
+    };
+    Some((text, id))
 }
 
 /// Stores one delivery of event `event_id` (its JSON in `payload`) to
@@ -267,5 +283,20 @@ mod tests {
         assert_ne!(a, delivery_id("e2", "default", "r", "t"));
         assert_ne!(a, delivery_id("e1", "default", "r", "u"));
         assert_ne!(a, delivery_id("e1", "other", "r", "t"));
+    }
+
+    #[test]
+    fn only_json_objects_are_events_and_a_string_id_is_theirs() {
+        let id = |t: &str| head(t.as_bytes()).map(|(_, id)| id);
+        assert_eq!(
+            id(r#"{"id": "e-1", "detail": {"id": 5}}"#),
+            Some(Some("e-1".into()))
+        );
+        assert_eq!(id(r#" {"id": 7}"#), Some(None));
+        assert_eq!(id(r#"{"source": "s"}"#), Some(None));
+        for bad in ["[\"e-1\"]", "\"e\"", "{\"id\": \"e\"", "", "{} {}"] {
+            assert_eq!(id(bad), None, "{bad}");
+        }
+        assert_eq!(head(b"{\"id\": \"\xff\"}"), None);
     }
 }
