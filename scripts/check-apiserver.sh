@@ -45,20 +45,9 @@ export KUBECONFIG="$work/kapi/kubeconfig"
 k() { "$bin/kapi" kubectl "$@"; }
 say "kube-apiserver $(k version -o json | sed -n 's/.*"gitVersion": "\([^"]*\)".*/\1/p' | tail -n 1) ready"
 
-# The CRDs, from the same Go modules the kubeconform schemas were made from.
-crds=()
-read -r -a modules <"$root/.deps/k8s-schemas/.modules"
-for m in "${modules[@]}"; do
-  dir="$(cd "$root/.deps" && GOFLAGS=-mod=mod go mod download -json "$m" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-  case "$m" in
-    github.com/kedacore/*) crds+=("$dir/config/crd/bases/keda.sh_scaledobjects.yaml") ;;
-    sigs.k8s.io/gateway-api*) crds+=("$dir/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml") ;;
-    github.com/prometheus-operator/*)
-      crds+=("$dir/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml")
-      crds+=("$dir/example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml")
-      ;;
-  esac
-done
+# The CRDs, from the same Go modules the kubeconform schemas were made from
+# (copied there by scripts/deps.sh).
+crds=("$root"/.deps/k8s-schemas/crds/*.yaml)
 k apply --server-side "${crds[@]/#/-f}" >/dev/null
 k wait --for=condition=Established crd --all --timeout=60s >/dev/null
 say "CRDs established: ${#crds[@]}"

@@ -28,6 +28,16 @@ DDB_DIR="$deps/dynamodb-local"
 
 log() { printf 'deps: %s\n' "$*" >&2; }
 
+# Go's build and module caches are kept under .deps/go while the Go programs
+# are built and removed once everything is installed: the binaries are what
+# is kept, and the caches (several GiB) would otherwise stay behind in $HOME.
+export GOCACHE="$deps/go/cache" GOMODCACHE="$deps/go/mod"
+drop_go_caches() {
+  if [ -d "$deps/go" ]; then
+    chmod -R u+w "$deps/go" && rm -rf "$deps/go"
+  fi
+}
+
 # --- NATS server -----------------------------------------------------------
 if [ -x "$deps/bin/nats-server" ] && "$deps/bin/nats-server" --version 2>/dev/null | grep -q "${NATS_VERSION#v}"; then
   log "nats-server ${NATS_VERSION} present"
@@ -159,7 +169,7 @@ schemas="$deps/k8s-schemas"
 # The CRDs taken from them; a change of either list remakes the schemas.
 K8S_SCHEMA_CRDS="keda.sh_scaledobjects gateway.networking.k8s.io_httproutes monitoring.coreos.com_prometheusrules monitoring.coreos.com_podmonitors"
 if [ -f "$schemas/.modules" ] && [ "$(cat "$schemas/.modules")" = "$K8S_SCHEMA_MODULES" ] &&
-  [ "$(cat "$schemas/.crds" 2>/dev/null)" = "$K8S_SCHEMA_CRDS" ]; then
+  [ "$(cat "$schemas/.crds" 2>/dev/null)" = "$K8S_SCHEMA_CRDS" ] && [ -d "$schemas/crds" ]; then
   log "kubernetes schemas present"
 else
   log "making the Kubernetes and CRD schemas ($K8S_SCHEMA_MODULES)"
@@ -167,13 +177,19 @@ else
   for m in $K8S_SCHEMA_MODULES; do
     dirs+=("$(cd "$deps" && GOFLAGS=-mod=mod go mod download -json "$m" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')")
   done
+  crds=(
+    "${dirs[1]}/config/crd/bases/keda.sh_scaledobjects.yaml"
+    "${dirs[2]}/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml"
+    "${dirs[3]}/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml"
+    "${dirs[3]}/example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml"
+  )
   rm -rf "$schemas"
   "$deps/venv/bin/python" "$root/scripts/k8s-schemas.py" "$schemas" \
-    "${dirs[0]}/api/openapi-spec/swagger.json" \
-    "${dirs[1]}/config/crd/bases/keda.sh_scaledobjects.yaml" \
-    "${dirs[2]}/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" \
-    "${dirs[3]}/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" \
-    "${dirs[3]}/example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml"
+    "${dirs[0]}/api/openapi-spec/swagger.json" "${crds[@]}"
+  # The CRDs themselves, for the chart's install on a real kube-apiserver
+  # (scripts/check-apiserver.sh): the module cache does not outlive this script.
+  mkdir -p "$schemas/crds"
+  cp "${crds[@]}" "$schemas/crds/"
   echo "$K8S_SCHEMA_MODULES" >"$schemas/.modules"
   echo "$K8S_SCHEMA_CRDS" >"$schemas/.crds"
 fi
@@ -216,4 +232,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+drop_go_caches
 log "done"
