@@ -78,6 +78,7 @@ async fn a_browser_preflight_is_answered_without_credentials_and_responses_carry
         .unwrap()
         .to_ascii_lowercase();
     assert!(exposed.contains("x-request-id"), "{exposed}");
+    assert!(exposed.contains("traceresponse"), "{exposed}");
 }
 
 #[tokio::test]
@@ -95,6 +96,19 @@ async fn every_request_writes_one_access_log_line() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // The response names the gateway's span of the caller's trace.
+    let tr = r.headers()["traceresponse"].to_str().unwrap().to_string();
+    let parts: Vec<&str> = tr.split('-').collect();
+    assert_eq!(parts.len(), 4, "{tr}");
+    assert_eq!(
+        (parts[0], parts[1], parts[3]),
+        ("00", "4bf92f3577b34da6a3ce929d0e0e4736", "01"),
+        "{tr}"
+    );
+    assert!(
+        parts[2].len() == 16 && parts[2] != "00f067aa0ba902b7" && parts[2] != "0000000000000000",
+        "the gateway's own span id: {tr}"
+    );
     let request_id = r.headers()["x-request-id"].to_str().unwrap().to_string();
     let log = stack.servers.dir.path().join("gateway.log");
     let line = || {
@@ -134,4 +148,12 @@ async fn every_request_writes_one_access_log_line() {
     let entry: serde_json::Value = serde_json::from_str(&refused().unwrap()).unwrap();
     assert_eq!(entry["status"], 401);
     assert_eq!(entry["principal"], "-");
+    // A request without a trace starts one; the response and the log name it.
+    let tr = r.headers()["traceresponse"].to_str().unwrap();
+    let trace_id = tr.split('-').nth(1).unwrap();
+    assert!(
+        trace_id.len() == 32 && trace_id != "0".repeat(32),
+        "a new trace: {tr}"
+    );
+    assert_eq!(entry["trace_id"], trace_id, "{entry}");
 }

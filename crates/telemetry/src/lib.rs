@@ -178,6 +178,23 @@ pub fn trace_id_of(span: &tracing::Span) -> String {
     }
 }
 
+/// The W3C `traceresponse` value of `span` (Trace Context level 2):
+/// `00-<trace id>-<span id>-<flags>`, naming the span the server made for
+/// the request, so a caller can find the trace (paste the trace id into
+/// Jaeger); `None` when the span has no valid context.
+pub fn traceresponse(span: &tracing::Span) -> Option<String> {
+    let cx = span.context();
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        )
+    })
+}
+
 /// Makes `span` a child of the remote context `parent` (if it carries a valid span).
 pub fn set_parent(span: &tracing::Span, parent: Context) {
     if parent.span().span_context().is_valid() {

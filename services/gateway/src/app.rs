@@ -268,8 +268,9 @@ async fn overload_error(err: BoxError) -> Response {
 pub(crate) struct PrincipalName(pub String);
 
 /// One span per request (child of the caller's `traceparent`), carrying
-/// the request and trace ids into every log line; request metrics; one
-/// access log line per request.
+/// the request and trace ids into every log line and named in the
+/// response's W3C `traceresponse` header; request metrics; one access log
+/// line per request.
 async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
@@ -292,7 +293,12 @@ async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Respo
     );
     sluice_telemetry::set_parent(&span, sluice_telemetry::http_context(req.headers()));
     span.record("trace_id", sluice_telemetry::trace_id_of(&span));
-    let response = next.run(req).instrument(span.clone()).await;
+    let mut response = next.run(req).instrument(span.clone()).await;
+    if let Some(value) = sluice_telemetry::traceresponse(&span)
+        .and_then(|v| axum::http::HeaderValue::from_str(&v).ok())
+    {
+        response.headers_mut().insert("traceresponse", value);
+    }
     let status = response.status();
     span.record("http.status", status.as_u16());
     let elapsed = started.elapsed();

@@ -100,7 +100,7 @@ pub struct CorsConfig {
     /// `content-type,authorization,x-api-key,idempotency-key,x-request-id,traceparent`.
     pub headers: Vec<String>,
     /// `SLUICE_GATEWAY_CORS_EXPOSE_HEADERS`: response headers scripts may
-    /// read. Default `x-request-id,retry-after,idempotent-replayed`.
+    /// read. Default `x-request-id,retry-after,idempotent-replayed,traceresponse`.
     pub expose_headers: Vec<String>,
     /// `SLUICE_GATEWAY_CORS_MAX_AGE`: how long a browser may cache a preflight. Default 10m.
     #[serde(serialize_with = "serialize_duration")]
@@ -167,7 +167,7 @@ impl CorsConfig {
         )?;
         let expose_headers = header_list(
             "SLUICE_GATEWAY_CORS_EXPOSE_HEADERS",
-            "x-request-id,retry-after,idempotent-replayed",
+            "x-request-id,retry-after,idempotent-replayed,traceresponse",
         )?;
         let credentials = env.bool("SLUICE_GATEWAY_CORS_CREDENTIALS", false)?;
         if credentials && origins.iter().any(|o| o == "*") {
