@@ -68,6 +68,8 @@ pub struct State {
     pub presence: presence::Presence,
     /// The replays this replica runs.
     pub replays: replay::Running,
+    /// Wakes the delivery worker of a subject that has work.
+    pub bells: deliver::Bells,
     /// Every routing and delivery in flight (waited for at shutdown).
     pub tracker: TaskTracker,
     /// True once the rules were loaded.
@@ -310,6 +312,7 @@ pub async fn run(
         workflows,
         presence: presence::Presence::new(),
         replays: replay::Running::new(),
+        bells: deliver::Bells::default(),
         tracker: TaskTracker::new(),
         loaded: AtomicBool::new(false),
         reload_lock: tokio::sync::Mutex::new(()),
@@ -341,6 +344,7 @@ pub async fn run(
             async move { state.presence.run(&state.bus, stop).await }
         }),
         tokio::spawn(deliver::run(state.clone(), shutdown.clone())),
+        tokio::spawn(deliver::sweep(state.clone(), shutdown.clone())),
         tokio::spawn(scheduler::run(state.clone(), shutdown.clone())),
         tokio::spawn(replay::run(state.clone(), shutdown.clone())),
     ];

@@ -203,7 +203,10 @@ pub(crate) async fn store_delivery(
         .publish(&subject, &id, payload.clone(), headers.clone())
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            state.bells.ring(&subject);
+            Ok(())
+        }
         Err(sluice_bus::BusError::SubjectFull { .. }) => {
             let reason = format!(
                 "the target already has {} deliveries waiting (SLUICE_TARGET_MAX_BACKLOG)",

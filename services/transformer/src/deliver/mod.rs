@@ -13,6 +13,15 @@
 //!
 //! Workers follow the registry: a new target gets a worker, a changed one
 //! a fresh worker, a removed one loses its worker.
+//!
+//! A worker holds a pull request only while its consumer has deliveries
+//! waiting or unacknowledged ([`keep_pulling_on_demand`]): an idle one
+//! waits for its bell, which this replica rings when it stores a delivery
+//! for that subject and which [`sweep`] rings every second for every
+//! delivery subject holding messages (deliveries stored by another
+//! replica, redriven, or left by a replica that died). JetStream's cost of
+//! storing a message grows with the pull requests waiting on the stream, so
+//! thousands of idle targets holding one each would slow every delivery.
 
 pub mod http;
 pub mod kafka;
@@ -31,12 +40,12 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use governor::{Quota, RateLimiter};
-use sluice_bus::work::{keep_pulling, Pace, Pull};
+use sluice_bus::work::{keep_pulling_on_demand, Pace, Pull};
 use sluice_bus::{headers as h, subjects};
 use sluice_model::topic::TopicMessage;
 use sluice_patterns::transform::Context;
 use time::format_description::well_known::Rfc3339;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{field, info_span, Instrument};
 
@@ -55,6 +64,88 @@ pub struct Meta<'a> {
     pub event_id: &'a str,
     /// Attempt number, 1-based.
     pub attempt: u32,
+}
+
+/// The bells of the delivery workers, by delivery subject (unprefixed).
+#[derive(Debug, Default)]
+pub struct Bells(std::sync::Mutex<HashMap<String, Arc<Notify>>>);
+
+impl Bells {
+    /// The bell of `subject`'s worker.
+    pub fn bell(&self, subject: &str) -> Arc<Notify> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(subject.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Wakes `subject`'s worker, if this replica runs one (a worker that is
+    /// pulling keeps the ring for its next idle wait).
+    pub fn ring(&self, subject: &str) {
+        if let Some(b) = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(subject)
+        {
+            b.notify_one();
+        }
+    }
+
+    /// Forgets the bells of targets no longer routed to.
+    fn retain(&self, keys: &HashSet<String>) {
+        let keys: HashSet<String> = keys.iter().map(|k| subjects::token(k)).collect();
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|subject, _| {
+                let rest = subject.strip_prefix("deliver.").unwrap_or(subject);
+                let key = rest.split('.').next().unwrap_or(rest);
+                keys.contains(key)
+            });
+    }
+}
+
+/// How often [`sweep`] looks for delivery subjects holding messages.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Every second, rings the bell of every delivery subject that holds
+/// messages, until `shutdown`: wakes this replica's idle workers for
+/// deliveries it did not store itself.
+pub async fn sweep(state: Shared, shutdown: CancellationToken) {
+    let names = state.bus.names();
+    let filter = names.subject(subjects::DELIVER_ALL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+        }
+        let listed = async {
+            let stream = state
+                .bus
+                .jetstream()
+                .get_stream(names.deliveries())
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut subjects = stream
+                .info_with_subjects(&filter)
+                .await
+                .map_err(|e| e.to_string())?;
+            while let Some(item) = subjects.next().await {
+                let (subject, count) = item.map_err(|e| e.to_string())?;
+                if count > 0 {
+                    state.bells.ring(names.unprefix(&subject));
+                }
+            }
+            Ok::<_, String>(())
+        }
+        .await;
+        if let Err(e) = listed {
+            tracing::debug!(error = %e, "cannot list the delivery subjects holding messages");
+        }
+    }
 }
 
 struct Running {
@@ -287,6 +378,7 @@ fn reconcile(
         }
         keep
     });
+    state.bells.retain(&wanted);
     metrics::gauge!("sluice.transformer.targets").set(running.len() as f64);
 }
 
@@ -345,7 +437,12 @@ async fn worker(
             }
         }
     };
-    keep_pulling(declare, pull, slots, pace, &cancel, |msg, permit| {
+    let subject = match partition {
+        None => subjects::deliver(&target.key),
+        Some(p) => subjects::deliver_ordered(&target.key, p),
+    };
+    let bell = state.bells.bell(&subject);
+    keep_pulling_on_demand(declare, pull, slots, pace, &bell, &cancel, |msg, permit| {
         let (state, key) = (state.clone(), target.key.clone());
         state.tracker.clone().spawn(async move {
             deliver_one(&state, &key, msg).await;
@@ -569,5 +666,42 @@ async fn attempt_once(
             )
             .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bell_rung_before_the_wait_is_kept_and_removed_targets_lose_theirs() {
+        let bells = Bells::default();
+        let kept = bells.bell(&subjects::deliver("a/b/c"));
+        let ordered = bells.bell(&subjects::deliver_ordered("a/b/c", 3));
+        let gone = bells.bell(&subjects::deliver("x/y/z"));
+        bells.ring(&subjects::deliver("a/b/c"));
+        bells.ring(&subjects::deliver_ordered("a/b/c", 3));
+        bells.ring("deliver.nobody");
+        tokio::time::timeout(Duration::from_secs(1), kept.notified())
+            .await
+            .expect("the ring before the wait is kept");
+        tokio::time::timeout(Duration::from_secs(1), ordered.notified())
+            .await
+            .expect("a partition's bell");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), gone.notified())
+                .await
+                .is_err(),
+            "another subject's ring wakes nobody else"
+        );
+        bells.retain(&HashSet::from(["a/b/c".to_string()]));
+        let left: HashSet<String> = bells.0.lock().unwrap().keys().cloned().collect();
+        assert_eq!(
+            left,
+            HashSet::from([
+                subjects::deliver("a/b/c"),
+                subjects::deliver_ordered("a/b/c", 3)
+            ])
+        );
     }
 }
