@@ -64,13 +64,15 @@ kind-down: ## delete the kind cluster
 
 BENCH_ROUNDS ?= 3
 
-bench: deps ## ingest, event bus, fan-out, tasks API, files and pattern-matching benchmarks, BENCH_ROUNDS rounds each (medians); results in bench/results/
+bench: deps ## ingest, event bus, fan-out, tasks API, files, schedules, replay and pattern-matching benchmarks, BENCH_ROUNDS rounds each (medians); results in bench/results/
 	$(CARGO) build --release --workspace --bins
 	target/release/sluice-bench --out bench/results --rounds $(BENCH_ROUNDS)
 	target/release/sluice-bench --suite bus --no-fsync --out bench/results --rounds $(BENCH_ROUNDS)
 	target/release/sluice-bench --suite fanout --out bench/results --rounds $(BENCH_ROUNDS)
 	target/release/sluice-bench --suite tasks --out bench/results --rounds $(BENCH_ROUNDS)
 	target/release/sluice-bench --suite files --out bench/results --rounds $(BENCH_ROUNDS)
+	target/release/sluice-bench --suite schedules --rules 10000 --ticks 2 --out bench/results --rounds $(BENCH_ROUNDS)
+	target/release/sluice-bench --suite replay --events 50000 --out bench/results --rounds $(BENCH_ROUNDS)
 	ROUNDS=$(BENCH_ROUNDS) bash scripts/bench-patterns.sh
 
 clean: down

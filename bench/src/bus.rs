@@ -81,7 +81,7 @@ async fn receiver(epoch: Instant, state: Arc<Received>) -> Result<String> {
 
 /// Publishes `n` events at `rate` per second (open loop), or as fast as
 /// JetStream acknowledges when `rate` is `None`.
-async fn publish(
+pub(crate) async fn publish(
     js: &async_nats::jetstream::Context,
     subject: &str,
     from: usize,
@@ -108,6 +108,51 @@ async fn publish(
         }
     }
     while acks.next().await.is_some() {}
+}
+
+/// Raw JetStream consume: `n` stored 1 KiB messages read and acknowledged
+/// by one durable pull consumer (batches of 256); messages/s.
+pub(crate) async fn raw_consume(
+    js: &async_nats::jetstream::Context,
+    n_raw: usize,
+    epoch: Instant,
+) -> Result<f64> {
+    let raw = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "RAWC".into(),
+            subjects: vec!["rawc.>".into()],
+            storage: async_nats::jetstream::stream::StorageType::File,
+            ..Default::default()
+        })
+        .await?;
+    publish(js, "rawc.x", 0, n_raw, 1, None, epoch).await;
+    let consumer: async_nats::jetstream::consumer::PullConsumer = raw
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("raw".into()),
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await?;
+    let started = Instant::now();
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(256)
+        .messages()
+        .await?;
+    let mut got = 0;
+    while got < n_raw {
+        match messages.next().await {
+            Some(Ok(m)) => {
+                m.ack().await.ok();
+                got += 1;
+            }
+            _ => break,
+        }
+    }
+    drop(messages);
+    let rate = got as f64 / started.elapsed().as_secs_f64();
+    js.delete_stream("RAWC").await.ok();
+    Ok(rate)
 }
 
 /// Raw JetStream fan-out: `consumers` durable pull consumers on one work
@@ -278,41 +323,7 @@ pub async fn run(args: &Args, bin: &Path) -> Result<Round> {
     let rate = 1000u64;
 
     // Raw consume: stored messages read and acknowledged by one durable pull consumer.
-    let n_raw = 20_000usize;
-    let raw = js
-        .create_stream(async_nats::jetstream::stream::Config {
-            name: "RAWC".into(),
-            subjects: vec!["rawc.>".into()],
-            storage: async_nats::jetstream::stream::StorageType::File,
-            ..Default::default()
-        })
-        .await?;
-    publish(&js, "rawc.x", 0, n_raw, 1, None, epoch).await;
-    let consumer: async_nats::jetstream::consumer::PullConsumer = raw
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            durable_name: Some("raw".into()),
-            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
-            ..Default::default()
-        })
-        .await?;
-    let started = Instant::now();
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(256)
-        .messages()
-        .await?;
-    let mut got = 0;
-    while got < n_raw {
-        match messages.next().await {
-            Some(Ok(m)) => {
-                m.ack().await.ok();
-                got += 1;
-            }
-            _ => break,
-        }
-    }
-    drop(messages);
-    let raw_consume = got as f64 / started.elapsed().as_secs_f64();
+    let raw_consume = raw_consume(&js, 20_000, epoch).await?;
     println!("raw JetStream consume: {raw_consume:.0} msg/s");
 
     // Direct publish → consume latency at the same rate.

@@ -26,6 +26,14 @@
 //! against the object store's raw GET, file-ingest's RSS, and pipelines of
 //! tiny files per second with their latency.
 //!
+//! `--suite schedules` (see [`schedules`]): how late the ticks of
+//! `--rules` scheduled rules, all due at the same instant, are fired and
+//! delivered, over `--ticks` minutes.
+//!
+//! `--suite replay` (see [`replay`]): a replay of `--events` archived
+//! events against the raw JetStream consume rate and a raw read and
+//! republish, measured in the same run.
+//!
 //! Results go to `<out>/<suite>.md` (with the command and settings).
 //! `--suite all` (the default) runs ingest and bus; `make bench` runs every
 //! suite.
@@ -37,6 +45,8 @@ mod bus;
 mod fanout;
 mod files;
 mod ingest;
+mod replay;
+mod schedules;
 mod tasks;
 
 use anyhow::Result;
@@ -60,6 +70,8 @@ pub struct Args {
     rules: usize,
     rounds: usize,
     subscriptions: usize,
+    events: usize,
+    ticks: usize,
 }
 
 fn args() -> Args {
@@ -72,6 +84,8 @@ fn args() -> Args {
         rules: 1000,
         rounds: 3,
         subscriptions: 100,
+        events: 50_000,
+        ticks: 3,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -85,6 +99,14 @@ fn args() -> Args {
             "--subscriptions" => {
                 a.subscriptions = it.next().and_then(|s| s.parse().ok()).unwrap_or(100).max(1)
             }
+            "--events" => {
+                a.events = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(50_000)
+                    .max(1)
+            }
+            "--ticks" => a.ticks = it.next().and_then(|s| s.parse().ok()).unwrap_or(3).max(1),
             "--rates" => {
                 a.rates = it
                     .next()
@@ -94,7 +116,7 @@ fn args() -> Args {
                     .collect()
             }
             other => {
-                eprintln!("usage: sluice-bench [--suite all|ingest|bus|fanout|tasks|files] [--out DIR] [--seconds N] [--rates 500,1000] [--rules N] [--subscriptions N] [--rounds N] [--no-fsync]; got {other}");
+                eprintln!("usage: sluice-bench [--suite all|ingest|bus|fanout|tasks|files|schedules|replay] [--out DIR] [--seconds N] [--rates 500,1000] [--rules N] [--subscriptions N] [--events N] [--ticks N] [--rounds N] [--no-fsync]; got {other}");
                 std::process::exit(2);
             }
         }
@@ -213,8 +235,20 @@ async fn main() -> Result<()> {
             })
             .await;
         }
+        "schedules" => {
+            return rounds(&args, "schedules", "sluice schedules benchmark", || {
+                schedules::run(&args, &bin)
+            })
+            .await;
+        }
+        "replay" => {
+            return rounds(&args, "replay", "sluice replay benchmark", || {
+                replay::run(&args, &bin)
+            })
+            .await;
+        }
         other => {
-            eprintln!("unknown suite {other:?}: use all, ingest, bus, fanout, tasks or files");
+            eprintln!("unknown suite {other:?}: use all, ingest, bus, fanout, tasks, files, schedules or replay");
             std::process::exit(2);
         }
     };
