@@ -292,6 +292,49 @@ async fn routed_latency(
         .unwrap_or(Histogram::new(3)?))
 }
 
+/// Starts the transformer as its own process on `servers` under `prefix`,
+/// with `extra` settings, and connects to its gRPC API.
+pub(crate) async fn start_transformer(
+    servers: &Servers,
+    prefix: &str,
+    bin: &Path,
+    extra: &[(&str, String)],
+) -> Result<(
+    sluice_testkit::Proc,
+    v1::event_bus_client::EventBusClient<tonic::transport::Channel>,
+)> {
+    let (admin, grpc) = (free_port(), free_port());
+    let mut env = servers.env(prefix);
+    env.extend([
+        (
+            "SLUICE_TRANSFORMER_LISTEN".into(),
+            format!("127.0.0.1:{admin}"),
+        ),
+        (
+            "SLUICE_TRANSFORMER_GRPC_LISTEN".into(),
+            format!("127.0.0.1:{grpc}"),
+        ),
+        ("SLUICE_LOG".into(), "warn".into()),
+    ]);
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    let transformer = start_service_from(
+        bin,
+        "sluice-transformer",
+        &env,
+        admin,
+        servers.dir.path().join("transformer.log"),
+    )
+    .await
+    .context("starting the transformer")?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc}"))?
+        .connect()
+        .await?;
+    Ok((
+        transformer,
+        v1::event_bus_client::EventBusClient::new(channel),
+    ))
+}
+
 fn rule(name: String, pattern: String, url: String) -> v1::Rule {
     v1::Rule {
         bus: "default".into(),
@@ -377,37 +420,17 @@ pub async fn run(args: &Args, bin: &Path) -> Result<Round> {
     let received = Arc::new(Received::default());
     let target_url = receiver(epoch, received.clone()).await?;
     let prefix = unique_prefix("bus");
-    let (admin, grpc) = (free_port(), free_port());
-    let mut env = servers.env(&prefix);
-    env.extend([
-        (
-            "SLUICE_TRANSFORMER_LISTEN".into(),
-            format!("127.0.0.1:{admin}"),
-        ),
-        (
-            "SLUICE_TRANSFORMER_GRPC_LISTEN".into(),
-            format!("127.0.0.1:{grpc}"),
-        ),
-        (
-            "SLUICE_TRANSFORMER_MAX_RULES_PER_BUS".into(),
-            (args.rules + 10).to_string(),
-        ),
-        ("SLUICE_LOG".into(), "warn".into()),
-    ]);
-    let transformer = start_service_from(
+    let (transformer, client) = start_transformer(
+        &servers,
+        &prefix,
         bin,
-        "sluice-transformer",
-        &env,
-        admin,
-        servers.dir.path().join("transformer.log"),
+        &[(
+            "SLUICE_TRANSFORMER_MAX_RULES_PER_BUS",
+            (args.rules + 10).to_string(),
+        )],
     )
-    .await
-    .context("starting the transformer")?;
+    .await?;
     let idle_empty = rss_mib(transformer.pid());
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc}"))?
-        .connect()
-        .await?;
-    let client = v1::event_bus_client::EventBusClient::new(channel);
     let bus_subject = format!("{prefix}.bus.bench.Reading");
     let mut peak_rss = 0f64;
 

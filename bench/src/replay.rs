@@ -23,11 +23,11 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use futures::StreamExt;
 use sluice_proto::v1;
-use sluice_testkit::{free_port, start_service_from, unique_prefix, Servers};
+use sluice_testkit::{unique_prefix, Servers};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::bus::{publish, raw_consume};
+use crate::bus::{publish, raw_consume, start_transformer};
 use crate::{rss_mib, Args, Round};
 
 /// Reads `n` stored messages with an ordered consumer and publishes each to
@@ -122,32 +122,7 @@ pub async fn run(args: &Args, bin: &Path) -> Result<Round> {
     });
 
     let prefix = unique_prefix("replay");
-    let (admin, grpc) = (free_port(), free_port());
-    let mut env = servers.env(&prefix);
-    env.extend([
-        (
-            "SLUICE_TRANSFORMER_LISTEN".into(),
-            format!("127.0.0.1:{admin}"),
-        ),
-        (
-            "SLUICE_TRANSFORMER_GRPC_LISTEN".into(),
-            format!("127.0.0.1:{grpc}"),
-        ),
-        ("SLUICE_LOG".into(), "warn".into()),
-    ]);
-    let transformer = start_service_from(
-        bin,
-        "sluice-transformer",
-        &env,
-        admin,
-        servers.dir.path().join("transformer.log"),
-    )
-    .await
-    .context("starting the transformer")?;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc}"))?
-        .connect()
-        .await?;
-    let mut client = v1::event_bus_client::EventBusClient::new(channel);
+    let (transformer, mut client) = start_transformer(&servers, &prefix, bin, &[]).await?;
 
     // The archive, then the events (no rule yet: nothing is routed live).
     client
@@ -257,7 +232,7 @@ pub async fn run(args: &Args, bin: &Path) -> Result<Round> {
     let report = format!(
         "# sluice replay benchmark\n\nCommand: `{cmd}`  \nMachine: {cores} cores; NATS JetStream {mode}, single node, file storage; the transformer as its own process (release build, no replay rate limit); the load generator, the HTTP receiver, NATS and DynamoDB Local on the same machine. Events are 1 KiB.\n\n\
 | what | events/s | peer measured in this run | peer | ratio |\n|---|---|---|---|---|\n\
-| replay of {n} archived events through 1 rule, start request → COMPLETED (events read from the bus stream, matched, one delivery stored per event; progress written every second) | {wall:.0} | raw JetStream consume (durable pull consumer, stored messages, acked) | {raw:.0} | {r1:.1}% |\n\
+| replay of {n} archived events through 1 rule, start request → COMPLETED (events read from the bus stream, matched, one delivery stored per event; progress written after every batch of 256) | {wall:.0} | raw JetStream consume (durable pull consumer, stored messages, acked) | {raw:.0} | {r1:.1}% |\n\
 | same | {wall:.0} | raw JetStream read and republish (ordered consumer, each message published to another stream, acks awaited, 256 in flight) | {republish:.0} | {r2:.0}% |\n\
 | same, between the replay's own started_at and ended_at | {running:.0} | raw read and republish | {republish:.0} | {r3:.0}% |\n\
 | replay start request → last delivery at the HTTP target ({delivered} of {n}) | {to_target:.0} | | | |\n\n\

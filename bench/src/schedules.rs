@@ -23,10 +23,11 @@ use bytes::Bytes;
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 use sluice_proto::v1;
-use sluice_testkit::{free_port, start_service_from, unique_prefix, Servers};
+use sluice_testkit::{unique_prefix, Servers};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::bus::start_transformer;
 use crate::{ms, rss_mib, Args, Round};
 
 /// Milliseconds since the Unix epoch, now.
@@ -108,37 +109,17 @@ pub async fn run(args: &Args, bin: &Path) -> Result<Round> {
         let _ = axum::serve(listener, app).await;
     });
 
-    let (admin, grpc) = (free_port(), free_port());
-    let mut env = servers.env(&prefix);
-    env.extend([
-        (
-            "SLUICE_TRANSFORMER_LISTEN".into(),
-            format!("127.0.0.1:{admin}"),
-        ),
-        (
-            "SLUICE_TRANSFORMER_GRPC_LISTEN".into(),
-            format!("127.0.0.1:{grpc}"),
-        ),
-        (
-            "SLUICE_TRANSFORMER_MAX_RULES_PER_BUS".into(),
-            (args.rules + 10).to_string(),
-        ),
-        ("SLUICE_LOG".into(), "warn".into()),
-    ]);
-    let transformer = start_service_from(
+    let (transformer, client) = start_transformer(
+        &servers,
+        &prefix,
         bin,
-        "sluice-transformer",
-        &env,
-        admin,
-        servers.dir.path().join("transformer.log"),
+        &[(
+            "SLUICE_TRANSFORMER_MAX_RULES_PER_BUS",
+            (args.rules + 10).to_string(),
+        )],
     )
-    .await
-    .context("starting the transformer")?;
+    .await?;
     let idle_empty = rss_mib(transformer.pid());
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc}"))?
-        .connect()
-        .await?;
-    let client = v1::event_bus_client::EventBusClient::new(channel);
 
     let setup = Instant::now();
     futures::stream::iter(0..args.rules)
