@@ -12,6 +12,8 @@
 #   .deps/bin/minio                MinIO, the S3-compatible object store (Go module proxy)
 #   .deps/bin/helm, kubeconform, kube-score, promtool
 #                                  the chart's checks (Go module proxy)
+#   .deps/bin/jaeger               Jaeger v2 (OTLP in, in-memory store, query API), for
+#                                  traces (Go module proxy)
 #   .deps/bin/kapi                 kube-apiserver + etcd + kubectl in one binary, for the
 #                                  chart's server-side check (Go module proxy)
 #   .deps/k8s-schemas/             Kubernetes and CRD JSON schemas for kubeconform, made
@@ -192,6 +194,23 @@ else
   cp "${crds[@]}" "$schemas/crds/"
   echo "$K8S_SCHEMA_MODULES" >"$schemas/.modules"
   echo "$K8S_SCHEMA_CRDS" >"$schemas/.crds"
+fi
+
+# --- Jaeger: the traces' backend -------------------------------------------------------
+# Jaeger's module has a replace directive and its components are internal
+# packages, so our module (deploy/deps/jaeger) names cmd/jaeger as a tool and
+# builds that package as it is; the version lives in that go.mod.
+jaeger_src="$root/deploy/deps/jaeger"
+jaeger_stamp="$(cat "$jaeger_src/go.mod" "$jaeger_src/go.sum" | sha256sum | cut -c1-16)"
+if [ -x "$deps/bin/jaeger" ] && [ "$(cat "$deps/bin/.jaeger-version" 2>/dev/null)" = "$jaeger_stamp" ]; then
+  log "jaeger present"
+else
+  log "building jaeger from the Go module proxy (a few minutes, once)"
+  jv="github.com/jaegertracing/jaeger/internal/version"
+  (cd "$jaeger_src" && GOFLAGS=-mod=readonly go build -trimpath \
+    -ldflags="-s -w -X $jv.latestVersion=v2.12.0 -X $jv.commitSHA=module-v1.75.0" \
+    -o "$deps/bin/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger)
+  echo "$jaeger_stamp" >"$deps/bin/.jaeger-version"
 fi
 
 # --- kapi: a real kube-apiserver with etcd, for the chart's server-side check ---------

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the local stack as background processes: NATS (JetStream), DynamoDB
 # Local, the mailbox (SMTP), Temporal's development server, MinIO (the
-# object store), the processor, the transformer, the notifier, the
+# object store), Kafka, Jaeger (traces), the processor, the transformer, the notifier, the
 # orchestrator, file-ingest and the gateway. Idempotent: what is already running
 # and serving is left alone; anything else (exited, killed, a zombie, alive
 # but not answering) is started again, so `make up` always ends with every
@@ -42,6 +42,10 @@ MINIO_PORT="${SLUICE_MINIO_PORT:-9000}"
 MINIO_CONSOLE_PORT="${SLUICE_MINIO_CONSOLE_PORT:-9001}"
 KAFKA_PORT="${SLUICE_KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${SLUICE_KAFKA_CONTROLLER_PORT:-9093}"
+JAEGER_PORT="${SLUICE_JAEGER_PORT:-16686}"
+JAEGER_GRPC_PORT="${SLUICE_JAEGER_GRPC_PORT:-16685}"
+OTLP_GRPC_PORT="${SLUICE_OTLP_GRPC_PORT:-4317}"
+OTLP_HTTP_PORT="${SLUICE_OTLP_HTTP_PORT:-4318}"
 # fsync every JetStream write: on a single node this is what makes a 202 durable
 # against power loss, not just against a process crash. `SLUICE_NATS_SYNC=default`
 # keeps the server's periodic sync.
@@ -161,12 +165,18 @@ if [ ! -f "$state/data/kafka/meta.properties" ]; then
     -c "$state/kafka.properties" >"$state/log/kafka-format.log" 2>&1
 fi
 start kafka "port:$KAFKA_PORT" java -Xms128m -Xmx512m -XX:+UseSerialGC -cp "$kafka_libs/*" kafka.Kafka "$state/kafka.properties"
+# Jaeger: every service sends its spans here (OTLP over HTTP); traces are
+# kept in memory, so they go when Jaeger stops.
+SLUICE_JAEGER_QUERY="127.0.0.1:$JAEGER_PORT" SLUICE_JAEGER_QUERY_GRPC="127.0.0.1:$JAEGER_GRPC_PORT" \
+  SLUICE_JAEGER_OTLP_GRPC="127.0.0.1:$OTLP_GRPC_PORT" SLUICE_JAEGER_OTLP_HTTP="127.0.0.1:$OTLP_HTTP_PORT" \
+  start jaeger "port:$JAEGER_PORT" "$root/.deps/bin/jaeger" --config "file:$root/deploy/deps/jaeger/config.yaml"
 wait_port nats "$NATS_PORT"
 wait_port dynamodb "$DYNAMO_PORT"
 wait_port mailbox "$MAILBOX_PORT"
 wait_port temporal "$TEMPORAL_PORT"
 wait_port minio "$MINIO_PORT"
 wait_port kafka "$KAFKA_PORT"
+wait_port jaeger "$JAEGER_PORT"
 # The topic the README's Kafka example produces to (kept if it exists).
 java -cp "$kafka_libs/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
   --create --if-not-exists --topic carts --partitions 3 --replication-factor 1 >>"$state/log/kafka.log" 2>&1 ||
@@ -180,7 +190,9 @@ else
 fi
 gateway_url="http://127.0.0.1:$GATEWAY_PORT"
 mailbox_url="http://127.0.0.1:$MAILBOX_PORT"
-printf 'SLUICE_GATEWAY_URL=%s\nSLUICE_API_KEY=%s\nSLUICE_SMTP_API_URL=%s\n' "$gateway_url" "$key" "$mailbox_url/api/messages" >"$state/dev.env"
+jaeger_url="http://127.0.0.1:$JAEGER_PORT"
+printf 'SLUICE_GATEWAY_URL=%s\nSLUICE_API_KEY=%s\nSLUICE_SMTP_API_URL=%s\nSLUICE_JAEGER_URL=%s\n' \
+  "$gateway_url" "$key" "$mailbox_url/api/messages" "$jaeger_url" >"$state/dev.env"
 
 # --- services --------------------------------------------------------------------
 export SLUICE_NATS_URL="nats://127.0.0.1:$NATS_PORT"
@@ -203,6 +215,7 @@ export SLUICE_S3_ACCESS_KEY_ID=sluice
 export SLUICE_S3_SECRET_ACCESS_KEY="$minio_secret"
 export SLUICE_FILES_BUCKET=uploads
 export SLUICE_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+export SLUICE_OTLP_ENDPOINT="http://127.0.0.1:$OTLP_HTTP_PORT"
 export SLUICE_FILES_NOTIFY_ARN="arn:minio:sqs::SLUICE:nats"
 # Approval links are signed with a key kept beside the data, so they keep
 # working across restarts.
@@ -214,7 +227,7 @@ export SLUICE_PUBLIC_URL="$gateway_url"
 export SLUICE_SMTP_URL="smtp://sluice:$smtp_password@localhost:$SMTP_PORT"
 export SLUICE_SMTP_CA_FILE="$state/data/mailbox/ca.pem"
 # Rule targets and webhooks may not call sluice's own ports or the servers it runs on.
-export SLUICE_TARGETS_DENY="127.0.0.1:$GATEWAY_PORT,127.0.0.1:$TRANSFORMER_PORT,127.0.0.1:$TRANSFORMER_GRPC_PORT,127.0.0.1:$SMTP_PORT,127.0.0.1:$SMTPS_PORT,127.0.0.1:$MAILBOX_PORT,127.0.0.1:$PROCESSOR_PORT,127.0.0.1:$NOTIFIER_PORT,127.0.0.1:$NOTIFIER_GRPC_PORT,127.0.0.1:$ORCHESTRATOR_PORT,127.0.0.1:$ORCHESTRATOR_GRPC_PORT,127.0.0.1:$NATS_PORT,127.0.0.1:$NATS_MONITOR_PORT,127.0.0.1:$DYNAMO_PORT,127.0.0.1:$TEMPORAL_PORT,127.0.0.1:$TEMPORAL_UI_PORT,127.0.0.1:$TEMPORAL_HTTP_PORT,127.0.0.1:$TEMPORAL_METRICS_PORT,127.0.0.1:$FILE_INGEST_PORT,127.0.0.1:$MINIO_PORT,127.0.0.1:$MINIO_CONSOLE_PORT${SLUICE_TARGETS_DENY:+,$SLUICE_TARGETS_DENY}"
+export SLUICE_TARGETS_DENY="127.0.0.1:$GATEWAY_PORT,127.0.0.1:$TRANSFORMER_PORT,127.0.0.1:$TRANSFORMER_GRPC_PORT,127.0.0.1:$SMTP_PORT,127.0.0.1:$SMTPS_PORT,127.0.0.1:$MAILBOX_PORT,127.0.0.1:$PROCESSOR_PORT,127.0.0.1:$NOTIFIER_PORT,127.0.0.1:$NOTIFIER_GRPC_PORT,127.0.0.1:$ORCHESTRATOR_PORT,127.0.0.1:$ORCHESTRATOR_GRPC_PORT,127.0.0.1:$NATS_PORT,127.0.0.1:$NATS_MONITOR_PORT,127.0.0.1:$DYNAMO_PORT,127.0.0.1:$TEMPORAL_PORT,127.0.0.1:$TEMPORAL_UI_PORT,127.0.0.1:$TEMPORAL_HTTP_PORT,127.0.0.1:$TEMPORAL_METRICS_PORT,127.0.0.1:$FILE_INGEST_PORT,127.0.0.1:$MINIO_PORT,127.0.0.1:$MINIO_CONSOLE_PORT,127.0.0.1:$KAFKA_PORT,127.0.0.1:$KAFKA_CONTROLLER_PORT,127.0.0.1:$JAEGER_PORT,127.0.0.1:$JAEGER_GRPC_PORT,127.0.0.1:$OTLP_GRPC_PORT,127.0.0.1:$OTLP_HTTP_PORT${SLUICE_TARGETS_DENY:+,$SLUICE_TARGETS_DENY}"
 export SLUICE_GATEWAY_API_KEYS="[{\"principal\":\"dev\",\"key\":\"$key\",\"scopes\":[\"*\"]}]"
 start processor "http://127.0.0.1:$PROCESSOR_PORT/healthz" "$bin/sluice-processor"
 start transformer "http://127.0.0.1:$TRANSFORMER_PORT/healthz" "$bin/sluice-transformer"
@@ -244,6 +257,9 @@ sluice is up.
   kafka        127.0.0.1:$KAFKA_PORT (one KRaft node; kafka targets produce here)
   files        POST $gateway_url/v1/files answers an upload URL; uploads to bucket uploads start the file pipeline (file-ingest)
   tasks        $gateway_url/v1/tasks; completing one of ${SLUICE_TASKS_OWNER:-owner@example.com}'s tasks emails them
+  traces       Jaeger $jaeger_url (query API: $jaeger_url/api/traces/<trace id>; every response's
+               traceresponse header names its trace: 00-<trace id>-<span id>-<flags>)
+  one request  grep -h <trace id> $state/log/*.log   (every log line carries its trace_id)
   metrics      $gateway_url/metrics, http://127.0.0.1:$PROCESSOR_PORT/metrics, http://127.0.0.1:$TRANSFORMER_PORT/metrics, http://127.0.0.1:$NOTIFIER_PORT/metrics, http://127.0.0.1:$ORCHESTRATOR_PORT/metrics, http://127.0.0.1:$FILE_INGEST_PORT/metrics
   logs         $state/log/
 These are in .sluice/dev.env:   source .sluice/dev.env

@@ -44,6 +44,10 @@ impl LocalStack {
             "SLUICE_MINIO_CONSOLE_PORT",
             "SLUICE_KAFKA_PORT",
             "SLUICE_KAFKA_CONTROLLER_PORT",
+            "SLUICE_JAEGER_PORT",
+            "SLUICE_JAEGER_GRPC_PORT",
+            "SLUICE_OTLP_GRPC_PORT",
+            "SLUICE_OTLP_HTTP_PORT",
         ]
         .iter()
         .map(|k| (k.to_string(), free_port().to_string()))
@@ -183,6 +187,45 @@ async fn make_up_brings_back_whatever_is_not_serving() {
         .await
         .unwrap();
     assert_eq!(sub.status(), 201);
+    // Its trace, named by the response, is in the Jaeger that `make up`
+    // printed and wrote to dev.env.
+    let jaeger = var("SLUICE_JAEGER_URL");
+    assert!(out.contains(&jaeger), "Jaeger is printed: {out}");
+    let trace = sub.headers()["traceresponse"]
+        .to_str()
+        .unwrap()
+        .split('-')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let mut services = Vec::new();
+    for _ in 0..300 {
+        let r = http
+            .get(format!("{jaeger}/api/traces/{trace}"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            let body: serde_json::Value = r.json().await.unwrap();
+            services = body["data"][0]["processes"]
+                .as_object()
+                .map(|p| {
+                    p.values()
+                        .filter_map(|v| v["serviceName"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if services.iter().any(|s| s == "sluice-notifier") {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        services.iter().any(|s| s == "sluice-gateway")
+            && services.iter().any(|s| s == "sluice-notifier"),
+        "trace {trace} in Jaeger has the gateway and the notifier: {services:?}"
+    );
     let mailbox = var("SLUICE_SMTP_API_URL");
     let mut received = serde_json::Value::Null;
     for _ in 0..300 {

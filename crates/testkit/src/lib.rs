@@ -635,6 +635,70 @@ impl Temporal {
     }
 }
 
+/// Jaeger (v2, memory storage): OTLP in, the query API out; services
+/// started with [`Jaeger::env`] send it their spans.
+#[derive(Debug)]
+pub struct Jaeger {
+    /// The process.
+    pub proc: Proc,
+    /// The query API's port (`/api/traces/<id>`).
+    pub query_port: u16,
+    /// The OTLP/HTTP receiver's port.
+    pub otlp_http_port: u16,
+}
+
+impl Jaeger {
+    /// Starts Jaeger with its log in `dir`; returns once the query API answers.
+    pub async fn start(dir: &Path) -> Result<Self> {
+        let (query_port, otlp_http_port) = (free_port(), free_port());
+        let mut cmd = Command::new(deps_dir().join("bin/jaeger"));
+        cmd.arg("--config").arg(format!(
+            "file:{}",
+            repo_root().join("deploy/deps/jaeger/config.yaml").display()
+        ));
+        for (k, port) in [
+            ("SLUICE_JAEGER_QUERY", query_port),
+            ("SLUICE_JAEGER_QUERY_GRPC", free_port()),
+            ("SLUICE_JAEGER_OTLP_GRPC", free_port()),
+            ("SLUICE_JAEGER_OTLP_HTTP", otlp_http_port),
+        ] {
+            cmd.env(k, format!("127.0.0.1:{port}"));
+        }
+        let proc = Proc::spawn("jaeger", cmd, dir.join("jaeger.log"))?;
+        wait_for_port(query_port, "Jaeger's query API").await?;
+        wait_for_port(otlp_http_port, "Jaeger's OTLP receiver").await?;
+        Ok(Self {
+            proc,
+            query_port,
+            otlp_http_port,
+        })
+    }
+
+    /// The query API's base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.query_port)
+    }
+
+    /// What a service needs to send its spans here.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![(
+            "SLUICE_OTLP_ENDPOINT".to_string(),
+            format!("http://127.0.0.1:{}", self.otlp_http_port),
+        )]
+    }
+
+    /// The trace `trace_id` as Jaeger's query API answers it (`data[0]`:
+    /// `spans` and `processes`), or `None` while Jaeger has none of it.
+    pub async fn trace(&self, trace_id: &str) -> Result<Option<serde_json::Value>> {
+        let resp = reqwest::get(format!("{}/api/traces/{trace_id}", self.url())).await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let body: serde_json::Value = resp.error_for_status()?.json().await?;
+        Ok(body["data"].get(0).cloned())
+    }
+}
+
 /// MinIO, the object store, with its bucket notifications published to
 /// JetStream (one NATS target, `SLUICE`, on `<prefix>.files.<bucket>`).
 #[derive(Debug)]
