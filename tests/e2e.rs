@@ -24,4 +24,5 @@ mod schedules;
 mod subscriptions;
 mod tasks;
 mod topics;
+mod traces;
 mod workflows;

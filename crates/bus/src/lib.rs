@@ -24,6 +24,7 @@ use async_nats::jetstream::{self, message::PublishMessage};
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use sluice_config::NatsConfig;
+use tracing::Instrument as _;
 
 pub use async_nats;
 pub use streams::QueueConfig;
@@ -206,8 +207,22 @@ impl Bus {
         payload: Bytes,
         mut headers: HeaderMap,
     ) -> Result<jetstream::publish::PublishAck, BusError> {
-        sluice_telemetry::nats_inject(&mut headers);
-        self.publish_raw(subject, msg_id, payload, headers).await
+        // A producer span per publish, named by the subject's first token
+        // (`publish ingest`, `publish deliver`): the rest may hold ids.
+        let kind = subject.split('.').next().unwrap_or(subject);
+        let span = tracing::info_span!(
+            "sluice.bus.publish",
+            otel.name = format!("publish {kind}"),
+            otel.kind = "producer",
+            messaging.system = "nats",
+            messaging.destination.name = %subject,
+        );
+        async {
+            sluice_telemetry::nats_inject(&mut headers);
+            self.publish_raw(subject, msg_id, payload, headers).await
+        }
+        .instrument(span)
+        .await
     }
 
     /// [`Bus::publish`] with the headers exactly as given.

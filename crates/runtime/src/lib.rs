@@ -125,12 +125,28 @@ where
     F: FnOnce(C, TcpListener, CancellationToken) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    main_with(service, read, run, |b| b).await
+}
+
+/// [`main`], with `hook` applied to the tracer provider
+/// ([`sluice_telemetry::init_with`]).
+pub async fn main_with<C, F, Fut>(
+    service: &'static str,
+    read: fn(&Env) -> Result<C, ConfigError>,
+    run: F,
+    hook: sluice_telemetry::ProviderHook,
+) -> !
+where
+    C: ServiceConfig,
+    F: FnOnce(C, TcpListener, CancellationToken) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
     if std::env::args().skip(1).any(|a| a == "--version") {
         println!("{}", version_line(service));
         std::process::exit(0);
     }
     let config = sluice_config::load_or_exit(service, read);
-    let telemetry = match sluice_telemetry::init(service, config.telemetry()) {
+    let telemetry = match sluice_telemetry::init_with(service, config.telemetry(), hook) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("sluice-{service}: {e}");

@@ -21,7 +21,7 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, TracerProviderBuilder};
 use opentelemetry_sdk::Resource;
 use sluice_config::{LogFormat, TelemetryConfig};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -65,9 +65,24 @@ async fn tokio_blocking(f: impl FnOnce() + Send + 'static) {
     let _ = tokio::task::spawn_blocking(f).await;
 }
 
+/// Adds to the tracer provider a service builds (the services running
+/// Temporal workflows give it the SDK's replay-safe span id generator).
+pub type ProviderHook = fn(TracerProviderBuilder) -> TracerProviderBuilder;
+
 /// Installs logging, tracing and the metrics recorder for `service`.
 /// Call once from `main`; a second call in one process keeps the first setup.
 pub fn init(service: &str, config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
+    init_with(service, config, |b| b)
+}
+
+/// [`init`], with `hook` applied to the tracer provider. The provider and
+/// the W3C trace-context propagator are also installed as OpenTelemetry's
+/// globals, for libraries that trace through them (Temporal's SDK).
+pub fn init_with(
+    service: &str,
+    config: &TelemetryConfig,
+    hook: ProviderHook,
+) -> Result<Telemetry, TelemetryError> {
     let filter = EnvFilter::try_new(&config.log_filter)
         .map_err(|e| TelemetryError::Filter(e.to_string()))?;
     let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(config.sample_ratio)));
@@ -89,7 +104,7 @@ pub fn init(service: &str, config: &TelemetryConfig) -> Result<Telemetry, Teleme
             .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
         builder = builder.with_batch_exporter(exporter);
     }
-    let provider = builder.build();
+    let provider = hook(builder).build();
     let tracer = provider.tracer(format!("sluice-{service}"));
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);
 
@@ -110,6 +125,8 @@ pub fn init(service: &str, config: &TelemetryConfig) -> Result<Telemetry, Teleme
         // Already set up in this process (tests, all-in-one): keep the first.
         return Ok(Telemetry { provider: None });
     }
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let _ = metrics_handle();
     Ok(Telemetry {
         provider: Some(provider),
@@ -206,6 +223,14 @@ pub fn set_parent(span: &tracing::Span, parent: Context) {
 /// The remote context carried by HTTP request headers.
 pub fn http_context(headers: &http::HeaderMap) -> Context {
     TraceContextPropagator::new().extract(&HttpHeaders(headers))
+}
+
+/// `f`, run with the current span's context as OpenTelemetry's current
+/// context: for libraries that take their parent from OpenTelemetry rather
+/// than from `tracing` (Temporal's client starting a workflow).
+pub fn in_current_span<F: std::future::Future>(f: F) -> opentelemetry::context::WithContext<F> {
+    use opentelemetry::context::FutureExt as _;
+    f.with_context(tracing::Span::current().context())
 }
 
 /// Writes the current span's context into NATS message headers.

@@ -17,6 +17,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sluice_outbound::retry::Outcome;
+use tracing::Instrument as _;
 
 use crate::config::Smtp;
 
@@ -142,7 +143,12 @@ impl Mailer {
                 }
             }
         };
-        match self.transport.send(message).await {
+        let span = tracing::info_span!(
+            "sluice.smtp.send",
+            otel.name = "smtp send",
+            otel.kind = "client",
+        );
+        match self.transport.send(message).instrument(span).await {
             Ok(_) => Outcome::Delivered,
             Err(e) => {
                 let response = e.status().map(|c| c.to_string());

@@ -23,6 +23,7 @@ use sluice_bus::{subjects, BusError};
 use sluice_model::topic::TopicMessage;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::subscriptions::{delivered, Compiled};
 use crate::Shared;
@@ -69,7 +70,8 @@ pub async fn run(state: Shared, shutdown: CancellationToken) {
     let standard = keep_pulling(declare, pull, slots, None, &shutdown, |msg, permit| {
         let state = state.clone();
         state.tracker.clone().spawn(async move {
-            fan_out(&state, msg).await;
+            let span = fan_out_span(&msg);
+            fan_out(&state, msg).instrument(span).await;
             drop(permit);
         });
     });
@@ -103,11 +105,26 @@ async fn run_fifo(state: Shared, partition: u32, shutdown: CancellationToken) {
     keep_pulling(declare, pull, slots, None, &shutdown, |msg, permit| {
         let state = state.clone();
         state.tracker.clone().spawn(async move {
-            fan_out(&state, msg).await;
+            let span = fan_out_span(&msg);
+            fan_out(&state, msg).instrument(span).await;
             drop(permit);
         });
     })
     .await;
+}
+
+/// The span fanning out `msg`, continuing the trace of its publisher; the
+/// copies carry it on to their deliveries.
+fn fan_out_span(msg: &Message) -> tracing::Span {
+    let span = tracing::info_span!(
+        "sluice.notifier.fanout",
+        otel.kind = "consumer",
+        subject = %msg.subject,
+        trace_id = tracing::field::Empty,
+    );
+    sluice_telemetry::set_parent(&span, sluice_telemetry::nats_context(msg.headers.as_ref()));
+    span.record("trace_id", sluice_telemetry::trace_id_of(&span));
+    span
 }
 
 /// The public id of the FIFO message stored under JetStream id `stored_id`

@@ -310,20 +310,21 @@ impl Workflows for WorkflowsApi {
         let client = &self.state.temporal.client;
         let started = if req.workflow_type == saga::TYPE {
             let input = saga_input(&self.state, &req.input).map_err(AdminError::from)?;
-            client
-                .start_workflow(OrderSaga::run, input, options)
+            sluice_telemetry::in_current_span(client.start_workflow(OrderSaga::run, input, options))
                 .await
                 .map(|h| h.run_id().unwrap_or_default().to_string())
         } else if req.workflow_type == files::TYPE {
             let input = file_input(&self.state, &id, &req.input).map_err(AdminError::from)?;
-            client
-                .start_workflow(FilePipeline::run, input, options)
-                .await
-                .map(|h| h.run_id().unwrap_or_default().to_string())
+            sluice_telemetry::in_current_span(client.start_workflow(
+                FilePipeline::run,
+                input,
+                options,
+            ))
+            .await
+            .map(|h| h.run_id().unwrap_or_default().to_string())
         } else {
             let input = approval_input(&self.state, &id, &req.input).map_err(AdminError::from)?;
-            client
-                .start_workflow(Approval::run, input, options)
+            sluice_telemetry::in_current_span(client.start_workflow(Approval::run, input, options))
                 .await
                 .map(|h| h.run_id().unwrap_or_default().to_string())
         };
@@ -397,10 +398,13 @@ impl Workflows for WorkflowsApi {
             .temporal
             .client
             .get_workflow_handle::<Approval>(req.workflow_id.clone());
-        handle
-            .signal(Approval::decide, decision, WorkflowSignalOptions::default())
-            .await
-            .map_err(|e| interaction(&req.workflow_id, e))?;
+        sluice_telemetry::in_current_span(handle.signal(
+            Approval::decide,
+            decision,
+            WorkflowSignalOptions::default(),
+        ))
+        .await
+        .map_err(|e| interaction(&req.workflow_id, e))?;
         metrics::counter!("sluice.orchestrator.signals", "type" => w.workflow_type).increment(1);
         Ok(Response::new(v1::SignalWorkflowResponse {}))
     }

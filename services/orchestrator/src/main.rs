@@ -2,10 +2,11 @@
 
 #[tokio::main]
 async fn main() {
-    sluice_runtime::main(
+    sluice_runtime::main_with(
         "orchestrator",
         sluice_orchestrator::Config::from_env,
         sluice_orchestrator::run,
+        sluice_files::temporal::trace_ids,
     )
     .await
 }

@@ -1,0 +1,281 @@
+//! One trace end to end, read back from a real Jaeger: a high-priority
+//! task goes from `POST /v1/tasks` through the bus, its rule, the workflow
+//! target, the orchestrator's gRPC API, the Temporal workflow and its
+//! activities, the notifier and the SMTP server, and every hop is a span
+//! of the trace the gateway's `traceresponse` names, each with its parent
+//! present.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sluice_e2e::Stack;
+use sluice_testkit::{Jaeger, Mailbox};
+
+const APPROVER: &str = "approver@example.com";
+
+/// One span as the checks need it.
+#[derive(Debug, Clone)]
+struct Span {
+    id: String,
+    trace: String,
+    parent: Option<String>,
+    service: String,
+    operation: String,
+}
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} / {} (parent {})",
+            self.id,
+            self.service,
+            self.operation,
+            self.parent.as_deref().unwrap_or("-")
+        )
+    }
+}
+
+fn spans_of(trace: &Value) -> Vec<Span> {
+    let processes = &trace["processes"];
+    trace["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| Span {
+            id: s["spanID"].as_str().unwrap().to_string(),
+            trace: s["traceID"].as_str().unwrap().to_string(),
+            parent: s["references"].as_array().and_then(|refs| {
+                refs.iter()
+                    .find(|r| r["refType"] == "CHILD_OF")
+                    .map(|r| r["spanID"].as_str().unwrap().to_string())
+            }),
+            service: processes[s["processID"].as_str().unwrap()]["serviceName"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            operation: s["operationName"].as_str().unwrap().to_string(),
+        })
+        .collect()
+}
+
+/// The trace id a `traceresponse` header names.
+fn trace_of(headers: &reqwest::header::HeaderMap) -> String {
+    let value = headers
+        .get("traceresponse")
+        .expect("a traceresponse header")
+        .to_str()
+        .unwrap();
+    value.split('-').nth(1).unwrap().to_string()
+}
+
+/// Reads `trace_id` from Jaeger until every `(service, operation prefix)`
+/// of `wanted` is in it (spans arrive in batches, from six processes).
+async fn trace_with(
+    jaeger: &Jaeger,
+    trace_id: &str,
+    wanted: &[(&str, &str)],
+    stack: &Stack,
+) -> Vec<Span> {
+    let deadline = Instant::now() + sluice_testkit::patience(Duration::from_secs(60));
+    loop {
+        let spans = jaeger
+            .trace(trace_id)
+            .await
+            .unwrap()
+            .map(|t| spans_of(&t))
+            .unwrap_or_default();
+        let missing: Vec<_> = wanted
+            .iter()
+            .filter(|(service, op)| {
+                !spans
+                    .iter()
+                    .any(|s| s.service == *service && s.operation.starts_with(op))
+            })
+            .collect();
+        if missing.is_empty() {
+            return spans;
+        }
+        if Instant::now() > deadline {
+            let list: Vec<String> = spans.iter().map(ToString::to_string).collect();
+            panic!(
+                "trace {trace_id} lacks {missing:?}; it has:\n{}\n{}",
+                list.join("\n"),
+                stack.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// One root (the gateway's request span), every other span's parent in
+/// the trace, every span of the one trace.
+fn connected(spans: &[Span], trace_id: &str) {
+    let ids: BTreeSet<&str> = spans.iter().map(|s| s.id.as_str()).collect();
+    let listing = || {
+        spans
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for s in spans {
+        assert_eq!(s.trace, trace_id, "{s}");
+    }
+    let roots: Vec<&Span> = spans.iter().filter(|s| s.parent.is_none()).collect();
+    assert_eq!(roots.len(), 1, "roots {roots:?} in\n{}", listing());
+    assert_eq!(roots[0].service, "sluice-gateway", "{}", listing());
+    let orphans: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.parent.as_deref().is_some_and(|p| !ids.contains(p)))
+        .collect();
+    assert!(orphans.is_empty(), "orphans {orphans:?} in\n{}", listing());
+}
+
+/// The chain from a span up to the root, as `service / operation`.
+fn path_to_root(spans: &[Span], from: &Span) -> Vec<String> {
+    let by_id: HashMap<&str, &Span> = spans.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut out = vec![format!("{} / {}", from.service, from.operation)];
+    let mut at = from;
+    while let Some(p) = at.parent.as_deref().and_then(|p| by_id.get(p)) {
+        out.push(format!("{} / {}", p.service, p.operation));
+        at = p;
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_high_priority_task_is_one_trace_from_the_request_to_the_email() {
+    let dir = tempfile::tempdir().unwrap();
+    let jaeger = Jaeger::start(dir.path()).await.unwrap();
+    let otlp = jaeger.env().remove(0).1;
+    let mail = Mailbox::start().await.unwrap();
+    let (smtp, ca) = (mail.starttls_url(), mail.ca_file());
+    let stack = Stack::start_with_workflows(
+        "traces",
+        &[
+            ("SLUICE_SMTP_URL", smtp.as_str()),
+            ("SLUICE_SMTP_CA_FILE", ca.as_str()),
+            ("SLUICE_APPROVAL_APPROVERS", APPROVER),
+            ("SLUICE_OTLP_ENDPOINT", otlp.as_str()),
+        ],
+        false,
+    )
+    .await
+    .unwrap();
+    stack.put("/v1/topics/task-approvals", &json!({})).await;
+    let (code, _, sub) = stack
+        .post(
+            "/v1/topics/task-approvals/subscriptions",
+            &json!({"protocol": "email", "endpoint": APPROVER}),
+        )
+        .await;
+    assert_eq!(code, 201, "{sub}");
+    let confirm = mail
+        .wait_for(APPROVER, 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let link = confirm[0]["text"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .find(|w| w.contains("/confirm?token="))
+        .unwrap()
+        .to_string();
+    assert_eq!(reqwest::get(&link).await.unwrap().status(), 200);
+    let (code, rule) = stack
+        .put(
+            "/v1/buses/default/rules/task-approval",
+            &json!({"event_pattern": {"source": ["sluice.tasks"], "detail-type": ["TaskCreated"],
+                                      "detail": {"priority": ["high"]}},
+                    "targets": [{"type": "workflow", "id": "approval", "workflow_type": "approval"}]}),
+        )
+        .await;
+    assert!(code == 200 || code == 201, "{rule}");
+
+    let (code, headers, task) = stack
+        .post(
+            "/v1/tasks",
+            &json!({"title": "Trace me", "priority": "high", "userId": "owner@example.com"}),
+        )
+        .await;
+    assert_eq!(code, 201, "{task}");
+    let trace_id = trace_of(&headers);
+    let emails = mail
+        .wait_for(APPROVER, 2, Duration::from_secs(60))
+        .await
+        .unwrap();
+    // Decided, the workflow ends, and so does its span (a span is sent
+    // when it ends).
+    let approve = emails[1]["text"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .find(|w| w.contains("/decision?approve=true&token="))
+        .expect("an approve link")
+        .to_string();
+    let r = reqwest::Client::new().post(&approve).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    let spans = trace_with(
+        &jaeger,
+        &trace_id,
+        &[
+            ("sluice-gateway", "POST /v1/tasks"),
+            ("sluice-gateway", "publish bus"),
+            ("sluice-transformer", "sluice.transformer.route"),
+            ("sluice-transformer", "publish deliver"),
+            ("sluice-transformer", "sluice.transformer.deliver workflow"),
+            ("sluice-orchestrator", "/sluice.v1.Workflows/StartWorkflow"),
+            ("sluice-orchestrator", "StartWorkflow:approval"),
+            ("sluice-orchestrator", "RunWorkflow:approval"),
+            ("sluice-orchestrator", "StartActivity:approval.request"),
+            ("sluice-orchestrator", "RunActivity:approval.request"),
+            ("sluice-orchestrator", "publish notify"),
+            ("sluice-notifier", "sluice.notifier.fanout"),
+            ("sluice-notifier", "publish deliver"),
+            ("sluice-notifier", "sluice.notifier.deliver email"),
+            ("sluice-notifier", "smtp send"),
+            ("sluice-orchestrator", "RunActivity:approval.settle"),
+        ],
+        &stack,
+    )
+    .await;
+    connected(&spans, &trace_id);
+    // The email's span descends, hop by hop, from the request.
+    let smtp = spans.iter().find(|s| s.operation == "smtp send").unwrap();
+    let path = path_to_root(&spans, smtp);
+    let hops = [
+        "sluice-notifier / smtp send",
+        "sluice-notifier / sluice.notifier.deliver email",
+        "sluice-notifier / publish deliver",
+        "sluice-notifier / sluice.notifier.fanout",
+        "sluice-orchestrator / publish notify",
+        "sluice-orchestrator / activity",
+        "sluice-orchestrator / RunActivity:approval.request",
+        "sluice-orchestrator / StartActivity:approval.request",
+        "sluice-orchestrator / RunWorkflow:approval",
+        "sluice-orchestrator / StartWorkflow:approval",
+        "sluice-orchestrator / /sluice.v1.Workflows/StartWorkflow",
+        "sluice-transformer / sluice.transformer.deliver workflow",
+        "sluice-transformer / publish deliver",
+        "sluice-transformer / sluice.transformer.route",
+        "sluice-gateway / publish bus",
+        "sluice-gateway / POST /v1/tasks",
+    ];
+    let mut at = 0;
+    for hop in &path {
+        if at < hops.len() && hop == hops[at] {
+            at += 1;
+        }
+    }
+    assert_eq!(
+        at,
+        hops.len(),
+        "the email's ancestry {path:#?} lacks {:?}",
+        hops.get(at)
+    );
+}
