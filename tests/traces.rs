@@ -1,9 +1,11 @@
-//! One trace end to end, read back from a real Jaeger: a high-priority
+//! One trace end to end, read back from a real Jaeger. A high-priority
 //! task goes from `POST /v1/tasks` through the bus, its rule, the workflow
 //! target, the orchestrator's gRPC API, the Temporal workflow and its
-//! activities, the notifier and the SMTP server, and every hop is a span
-//! of the trace the gateway's `traceresponse` names, each with its parent
-//! present.
+//! activities, the notifier and the SMTP server; an upload from the
+//! request for its URL through file-ingest, the pipeline and the owner's
+//! email; an order through the processor, the saga and the payment
+//! provider. Every hop is a span of the trace the gateway's
+//! `traceresponse` names, each with its parent present, one root.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -277,5 +279,185 @@ async fn a_high_priority_task_is_one_trace_from_the_request_to_the_email() {
         hops.len(),
         "the email's ancestry {path:#?} lacks {:?}",
         hops.get(at)
+    );
+}
+
+/// Subscribes `to` to `topic` by email and confirms it.
+async fn subscribe_email(stack: &Stack, mail: &Mailbox, topic: &str, to: &str) {
+    let (code, _) = stack.put(&format!("/v1/topics/{topic}"), &json!({})).await;
+    assert!(code == 200 || code == 201, "{code}");
+    let (code, _, sub) = stack
+        .post(
+            &format!("/v1/topics/{topic}/subscriptions"),
+            &json!({"protocol": "email", "endpoint": to}),
+        )
+        .await;
+    assert_eq!(code, 201, "{sub}");
+    let confirm = mail.wait_for(to, 1, Duration::from_secs(30)).await.unwrap();
+    let link = confirm[0]["text"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .find(|w| w.contains("/confirm?token="))
+        .unwrap()
+        .to_string();
+    assert_eq!(reqwest::get(&link).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn an_upload_is_one_trace_from_the_request_for_its_url_to_the_owners_email() {
+    const OWNER: &str = "owner-of-files@example.com";
+    let dir = tempfile::tempdir().unwrap();
+    let jaeger = Jaeger::start(dir.path()).await.unwrap();
+    let otlp = jaeger.env().remove(0).1;
+    let mail = Mailbox::start().await.unwrap();
+    let (smtp, ca) = (mail.starttls_url(), mail.ca_file());
+    let stack = Stack::start_with_files(
+        "tracefiles",
+        &[
+            ("SLUICE_SMTP_URL", smtp.as_str()),
+            ("SLUICE_SMTP_CA_FILE", ca.as_str()),
+            ("SLUICE_OTLP_ENDPOINT", otlp.as_str()),
+        ],
+        false,
+    )
+    .await
+    .unwrap();
+    subscribe_email(&stack, &mail, "file-events", OWNER).await;
+
+    // The object store's notification carries no trace; the upload
+    // continues the trace of the request that registered the file.
+    let (code, headers, created) = stack
+        .post(
+            "/v1/files",
+            &json!({"name": "people.csv", "content_type": "text/csv"}),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+    let trace_id = trace_of(&headers);
+    let put = reqwest::Client::new()
+        .put(created["upload_url"].as_str().unwrap())
+        .body("id,name\n1,Ada\n2,Grace\n")
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success());
+    mail.wait_for(OWNER, 2, Duration::from_secs(90))
+        .await
+        .unwrap();
+
+    let spans = trace_with(
+        &jaeger,
+        &trace_id,
+        &[
+            ("sluice-gateway", "POST /v1/files"),
+            ("sluice-file-ingest", "sluice.file_ingest.object"),
+            ("sluice-orchestrator", "/sluice.v1.Workflows/StartWorkflow"),
+            ("sluice-orchestrator", "StartWorkflow:file-pipeline"),
+            ("sluice-orchestrator", "RunWorkflow:file-pipeline"),
+            // file-ingest's worker runs the pipeline's activities.
+            ("sluice-file-ingest", "RunActivity:file.validate"),
+            ("sluice-file-ingest", "RunActivity:file.transform"),
+            ("sluice-file-ingest", "RunActivity:file.store"),
+            ("sluice-file-ingest", "RunActivity:file.notify"),
+            ("sluice-file-ingest", "publish notify"),
+            ("sluice-notifier", "sluice.notifier.fanout"),
+            ("sluice-notifier", "sluice.notifier.deliver email"),
+            ("sluice-notifier", "smtp send"),
+        ],
+        &stack,
+    )
+    .await;
+    connected(&spans, &trace_id);
+}
+
+#[tokio::test]
+async fn an_order_is_one_trace_from_the_request_to_the_payment_provider_and_back() {
+    // The payment provider keeps the traceparent each charge came with.
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let app = axum::Router::new()
+        .route(
+            "/charges",
+            axum::routing::post(
+                |axum::extract::State(seen): axum::extract::State<
+                    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+                >,
+                 headers: axum::http::HeaderMap| async move {
+                    let tp = headers
+                        .get("traceparent")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    seen.lock().unwrap().push(tp);
+                    (
+                        axum::http::StatusCode::CREATED,
+                        axum::Json(json!({"charge_id": "ch_1"})),
+                    )
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let payments = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let jaeger = Jaeger::start(dir.path()).await.unwrap();
+    let otlp = jaeger.env().remove(0).1;
+    let stack = Stack::start_with_workflows(
+        "traceorder",
+        &[
+            ("SLUICE_ORDER_FLOW", "saga"),
+            ("SLUICE_PAYMENT_URL", payments.as_str()),
+            ("SLUICE_OTLP_ENDPOINT", otlp.as_str()),
+        ],
+        true,
+    )
+    .await
+    .unwrap();
+    let (code, _) = stack
+        .put("/v1/inventory/BOOK-1", &json!({"available": 10}))
+        .await;
+    assert_eq!(code, 200);
+    let (code, headers, body) = stack
+        .post(
+            "/v1/orders",
+            &json!({"customer_id": "alice", "currency": "EUR",
+                    "items": [{"sku": "BOOK-1", "quantity": 1, "unit_price": "5.00"}]}),
+        )
+        .await;
+    assert_eq!(code, 202, "{body}");
+    let trace_id = trace_of(&headers);
+
+    let spans = trace_with(
+        &jaeger,
+        &trace_id,
+        &[
+            ("sluice-gateway", "POST /v1/orders"),
+            ("sluice-gateway", "publish ingest"),
+            ("sluice-processor", "sluice.processor.message"),
+            ("sluice-orchestrator", "/sluice.v1.Workflows/StartWorkflow"),
+            ("sluice-orchestrator", "StartWorkflow:order-saga"),
+            ("sluice-orchestrator", "RunWorkflow:order-saga"),
+            ("sluice-orchestrator", "RunActivity:order.reserve"),
+            ("sluice-orchestrator", "RunActivity:order.fraud_check"),
+            ("sluice-orchestrator", "RunActivity:order.charge"),
+            ("sluice-orchestrator", "POST /charges"),
+            ("sluice-orchestrator", "RunActivity:order.settle"),
+        ],
+        &stack,
+    )
+    .await;
+    connected(&spans, &trace_id);
+    // The provider was called within the trace, by the charge's span.
+    let charge = spans
+        .iter()
+        .find(|s| s.operation == "POST /charges")
+        .unwrap();
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(
+        got,
+        vec![format!("00-{trace_id}-{}-01", charge.id)],
+        "the charge request's traceparent"
     );
 }

@@ -96,4 +96,8 @@ pub struct FileRecord {
     pub updated_at: String,
     /// When the upload URL stops working (RFC 3339).
     pub upload_expires_at: String,
+    /// The W3C `traceparent` of the request that registered it: its
+    /// pipeline continues that trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }

@@ -246,6 +246,33 @@ pub fn inject_current(set: impl FnMut(&str, String)) {
     TraceContextPropagator::new().inject_context(&cx, &mut FnInjector(set));
 }
 
+/// The current span's W3C `traceparent`, to keep beside a record whose
+/// later processing should continue this trace ([`traceparent_context`]).
+pub fn current_traceparent() -> Option<String> {
+    let mut found = None;
+    inject_current(|k, v| {
+        if k == "traceparent" {
+            found = Some(v);
+        }
+    });
+    found
+}
+
+/// The remote context a stored `traceparent` names (empty if it names none).
+pub fn traceparent_context(traceparent: &str) -> Context {
+    TraceContextPropagator::new().extract(&OneHeader(traceparent))
+}
+
+struct OneHeader<'a>(&'a str);
+impl Extractor for OneHeader<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        (key == "traceparent").then_some(self.0)
+    }
+    fn keys(&self) -> Vec<&str> {
+        vec!["traceparent"]
+    }
+}
+
 /// Writes the current span's context into HTTP headers.
 pub fn http_inject(headers: &mut http::HeaderMap) {
     inject_current(|k, v| {
@@ -322,6 +349,21 @@ mod tests {
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
         assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
+    }
+
+    #[test]
+    fn a_stored_traceparent_names_its_span_and_garbage_names_none() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let sc = traceparent_context(tp).span().span_context().clone();
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(!traceparent_context("not one")
+            .span()
+            .span_context()
+            .is_valid());
     }
 
     #[test]

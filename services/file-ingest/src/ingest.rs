@@ -18,6 +18,7 @@ use sluice_proto::v1;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
+use tracing::Instrument as _;
 
 use crate::{Shared, State};
 
@@ -176,15 +177,16 @@ pub fn workflow_id(file_id: &str, version: &str, redriven: Option<&str>) -> Stri
 }
 
 /// The file an object belongs to: the one registered for its key (keys
-/// handed out are `<file_id>/<name>`), else a record made now for an
-/// object uploaded by other means.
-async fn file_of(state: &State, c: &Created) -> Result<String, NotStarted> {
+/// handed out are `<file_id>/<name>`), with the `traceparent` of the
+/// request that registered it, else a record made now for an object
+/// uploaded by other means.
+async fn file_of(state: &State, c: &Created) -> Result<(String, Option<String>), NotStarted> {
     let retry = |e: sluice_store::StoreError| NotStarted::Retry(format!("the store: {e}"));
     if let Some((candidate, _)) = c.key.split_once('/') {
         if sluice_model::ids::check_client_id(candidate).is_ok() {
             if let Some(r) = state.store.file(candidate).await.map_err(retry)? {
                 if r.bucket == c.bucket && r.key == c.key {
-                    return Ok(r.file_id);
+                    return Ok((r.file_id, r.traceparent));
                 }
             }
         }
@@ -212,13 +214,38 @@ async fn file_of(state: &State, c: &Created) -> Result<String, NotStarted> {
         created_at: now.clone(),
         updated_at: now.clone(),
         upload_expires_at: now,
+        traceparent: None,
     };
     state.store.create_file(&record).await.map_err(retry)?;
-    Ok(file_id)
+    Ok((file_id, None))
 }
 
 async fn start(state: &State, c: &Created, redriven: Option<&str>) -> Result<(), NotStarted> {
-    let file_id = file_of(state, c).await?;
+    let (file_id, traceparent) = file_of(state, c).await?;
+    // The object store's notification carries no trace: an upload through
+    // a URL from `POST /v1/files` continues that request's trace.
+    let span = tracing::info_span!(
+        "sluice.file_ingest.object",
+        otel.kind = "consumer",
+        file_id = %file_id,
+        key = %c.key,
+        trace_id = tracing::field::Empty,
+    );
+    if let Some(tp) = &traceparent {
+        sluice_telemetry::set_parent(&span, sluice_telemetry::traceparent_context(tp));
+    }
+    span.record("trace_id", sluice_telemetry::trace_id_of(&span));
+    start_pipeline(state, c, redriven, file_id)
+        .instrument(span)
+        .await
+}
+
+async fn start_pipeline(
+    state: &State,
+    c: &Created,
+    redriven: Option<&str>,
+    file_id: String,
+) -> Result<(), NotStarted> {
     let id = workflow_id(&file_id, c.version(), redriven);
     let input = pipeline::Start {
         file_id: file_id.clone(),

@@ -19,6 +19,7 @@ use temporalio_macros::{activities, workflow, workflow_methods};
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use temporalio_sdk::{ActivityOptions, ApplicationFailure, WorkflowContext, WorkflowResult};
 use temporalio_workflow::{RetryPolicy, WorkflowCancellationToken};
+use tracing::Instrument as _;
 
 /// The workflow type.
 pub const TYPE: &str = "order-saga";
@@ -224,6 +225,38 @@ pub struct OrderActivities {
     pub fraud_customers: Vec<String>,
 }
 
+impl OrderActivities {
+    /// `POST <payment_url><path>` with `key` as its `Idempotency-Key`, in a
+    /// client span whose context the request carries (`traceparent`).
+    async fn pay(
+        &self,
+        path: &str,
+        key: String,
+        body: serde_json::Value,
+    ) -> reqwest::Result<reqwest::Response> {
+        let span = tracing::info_span!(
+            "sluice.payment.call",
+            otel.name = format!("POST {path}"),
+            otel.kind = "client",
+        );
+        async {
+            let mut req = self
+                .http
+                .post(format!("{}{path}", self.payment_url))
+                .header("idempotency-key", key)
+                .json(&body);
+            let mut trace = Vec::new();
+            sluice_telemetry::inject_current(|k, v| trace.push((k.to_string(), v)));
+            for (k, v) in trace {
+                req = req.header(k, v);
+            }
+            req.send().await
+        }
+        .instrument(span)
+        .await
+    }
+}
+
 fn retryable(e: impl std::fmt::Display) -> ActivityError {
     ActivityError::from(anyhow::anyhow!("{e}"))
 }
@@ -301,16 +334,16 @@ impl OrderActivities {
         order: PlacedOrder,
     ) -> Result<Charge, ActivityError> {
         let res = self
-            .http
-            .post(format!("{}/charges", self.payment_url))
-            .header("idempotency-key", format!("charge-{}", order.order_id))
-            .json(&serde_json::json!({
-                "order_id": order.order_id,
-                "customer_id": order.customer_id,
-                "amount": order.total_display(),
-                "currency": order.currency,
-            }))
-            .send()
+            .pay(
+                "/charges",
+                format!("charge-{}", order.order_id),
+                serde_json::json!({
+                    "order_id": order.order_id,
+                    "customer_id": order.customer_id,
+                    "amount": order.total_display(),
+                    "currency": order.currency,
+                }),
+            )
             .await
             .map_err(|e| retryable(format!("the payment provider: {e}")))?;
         let status = res.status();
@@ -342,11 +375,11 @@ impl OrderActivities {
         refund: Refund,
     ) -> Result<(), ActivityError> {
         let res = self
-            .http
-            .post(format!("{}/refunds", self.payment_url))
-            .header("idempotency-key", format!("refund-{}", refund.order_id))
-            .json(&serde_json::json!({"charge_id": refund.charge_id, "order_id": refund.order_id}))
-            .send()
+            .pay(
+                "/refunds",
+                format!("refund-{}", refund.order_id),
+                serde_json::json!({"charge_id": refund.charge_id, "order_id": refund.order_id}),
+            )
             .await
             .map_err(|e| retryable(format!("the payment provider: {e}")))?;
         if res.status().is_success() {

@@ -178,6 +178,7 @@ pub async fn create(
         created_at: rfc3339(now),
         updated_at: rfc3339(now),
         upload_expires_at: expires_at.clone(),
+        traceparent: sluice_telemetry::current_traceparent(),
     };
     if !state.store.create_file(&record).await? {
         return Err(ApiError::Internal("a new file id exists already".into()));
