@@ -219,6 +219,32 @@ async fn a_high_priority_task_is_one_trace_from_the_request_to_the_email() {
         .find(|w| w.contains("/decision?approve=true&token="))
         .expect("an approve link")
         .to_string();
+    // Every log line about the task or its workflow, in every service,
+    // names the trace (read before the decision, another request's trace).
+    let task_id = task["taskId"].as_str().unwrap();
+    let workflow_id = approve
+        .split("/v1/workflows/")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap();
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(stack.servers.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            lines.extend(
+                text.lines()
+                    .filter(|l| l.contains(task_id) || l.contains(workflow_id))
+                    .map(str::to_string),
+            );
+        }
+    }
+    assert!(lines.len() >= 2, "{lines:#?}");
+    for line in &lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let id = v["trace_id"].as_str().or(v["span"]["trace_id"].as_str());
+        assert_eq!(id, Some(trace_id.as_str()), "{line}");
+    }
     let r = reqwest::Client::new().post(&approve).send().await.unwrap();
     assert_eq!(r.status(), 200);
 
