@@ -12,6 +12,7 @@
 #   .deps/bin/minio                MinIO, the S3-compatible object store (Go module proxy)
 #   .deps/bin/helm, kubeconform, kube-score, promtool
 #                                  the chart's checks (Go module proxy)
+#   .deps/bin/prometheus           Prometheus, for `make up` (Go module proxy)
 #   .deps/bin/jaeger               Jaeger v2 (OTLP in, in-memory store, query API), for
 #                                  traces (Go module proxy)
 #   .deps/bin/kapi                 kube-apiserver + etcd + kubectl in one binary, for the
@@ -162,6 +163,9 @@ go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "${KUBECONFORM_
 go_tool kube-score github.com/zegl/kube-score/cmd/kube-score "${KUBE_SCORE_VERSION:-v1.20.0}"
 # promtool of Prometheus 3.16 (module v0.316.0), the version the chart bundles.
 go_tool promtool github.com/prometheus/prometheus/cmd/promtool "${PROMTOOL_VERSION:-v0.316.0}"
+# Prometheus itself, the same version: `make up` runs it, scraping every
+# service with the chart's alert rules loaded.
+go_tool prometheus github.com/prometheus/prometheus/cmd/prometheus "${PROMTOOL_VERSION:-v0.316.0}"
 
 # Kubernetes' own OpenAPI document (inside the k8s.io/kubernetes module) and
 # the CRDs of KEDA, the Gateway API and prometheus-operator (inside theirs),

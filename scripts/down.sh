@@ -7,7 +7,7 @@ state="${SLUICE_STATE_DIR:-$root/.sluice}"
 source "$root/scripts/proc.sh"
 [ -d "$state/run" ] || { echo "down: nothing running"; exit 0; }
 # Services first (they drain), servers last.
-for name in gateway file-ingest orchestrator notifier transformer processor jaeger kafka minio temporal mailbox dynamodb nats; do
+for name in gateway file-ingest orchestrator notifier transformer processor prometheus jaeger kafka minio temporal mailbox dynamodb nats; do
   [ -f "$state/run/$name.pid" ] || continue
   if alive "$name"; then
     stop_pid "$name"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the local stack as background processes: NATS (JetStream), DynamoDB
 # Local, the mailbox (SMTP), Temporal's development server, MinIO (the
-# object store), Kafka, Jaeger (traces), the processor, the transformer, the notifier, the
+# object store), Kafka, Jaeger (traces), Prometheus (metrics and the
+# chart's alert rules), the processor, the transformer, the notifier, the
 # orchestrator, file-ingest and the gateway. Idempotent: what is already running
 # and serving is left alone; anything else (exited, killed, a zombie, alive
 # but not answering) is started again, so `make up` always ends with every
@@ -17,7 +18,7 @@ bin="$root/target/$profile"
 state="${SLUICE_STATE_DIR:-$root/.sluice}"
 # shellcheck source=scripts/proc.sh
 source "$root/scripts/proc.sh"
-mkdir -p "$state/run" "$state/log" "$state/data/nats" "$state/data/dynamodb" "$state/data/mailbox" "$state/data/temporal" "$state/data/minio" "$state/data/kafka"
+mkdir -p "$state/run" "$state/log" "$state/data/nats" "$state/data/dynamodb" "$state/data/mailbox" "$state/data/temporal" "$state/data/minio" "$state/data/kafka" "$state/data/prometheus" "$state/prometheus"
 
 NATS_PORT="${SLUICE_NATS_PORT:-4222}"
 NATS_MONITOR_PORT="${SLUICE_NATS_MONITOR_PORT:-8222}"
@@ -46,6 +47,7 @@ JAEGER_PORT="${SLUICE_JAEGER_PORT:-16686}"
 JAEGER_GRPC_PORT="${SLUICE_JAEGER_GRPC_PORT:-16685}"
 OTLP_GRPC_PORT="${SLUICE_OTLP_GRPC_PORT:-4317}"
 OTLP_HTTP_PORT="${SLUICE_OTLP_HTTP_PORT:-4318}"
+PROMETHEUS_PORT="${SLUICE_PROMETHEUS_PORT:-9090}"
 # fsync every JetStream write: on a single node this is what makes a 202 durable
 # against power loss, not just against a process crash. `SLUICE_NATS_SYNC=default`
 # keeps the server's periodic sync.
@@ -170,6 +172,29 @@ start kafka "port:$KAFKA_PORT" java -Xms128m -Xmx512m -XX:+UseSerialGC -cp "$kaf
 SLUICE_JAEGER_QUERY="127.0.0.1:$JAEGER_PORT" SLUICE_JAEGER_QUERY_GRPC="127.0.0.1:$JAEGER_GRPC_PORT" \
   SLUICE_JAEGER_OTLP_GRPC="127.0.0.1:$OTLP_GRPC_PORT" SLUICE_JAEGER_OTLP_HTTP="127.0.0.1:$OTLP_HTTP_PORT" \
   start jaeger "port:$JAEGER_PORT" "$root/.deps/bin/jaeger" --config "file:$root/deploy/deps/jaeger/config.yaml"
+# Prometheus: scrapes every service every 5 s, labelled as the chart's
+# Prometheus labels them (service, pod), and evaluates the chart's alert
+# rules, rendered from the chart as its default values render them.
+"$root/.deps/bin/helm" template sluice "$root/deploy/helm/sluice" --show-only templates/prometheus.yaml |
+  "$root/.deps/venv/bin/python" -c '
+import sys, yaml
+for doc in yaml.safe_load_all(sys.stdin):
+    if doc and doc.get("kind") == "ConfigMap" and "alerts.yaml" in doc.get("data", {}):
+        sys.stdout.write(doc["data"]["alerts.yaml"])
+' >"$state/prometheus/alerts.yaml"
+{
+  printf 'global:\n  scrape_interval: 5s\n  evaluation_interval: 15s\n'
+  printf 'rule_files: ["%s"]\n' "$state/prometheus/alerts.yaml"
+  printf 'scrape_configs:\n  - job_name: sluice\n    static_configs:\n'
+  for target in "gateway:$GATEWAY_PORT" "processor:$PROCESSOR_PORT" "transformer:$TRANSFORMER_PORT" \
+    "notifier:$NOTIFIER_PORT" "orchestrator:$ORCHESTRATOR_PORT" "file-ingest:$FILE_INGEST_PORT"; do
+    printf '      - targets: ["127.0.0.1:%s"]\n        labels: {service: %s, pod: %s-local}\n' \
+      "${target#*:}" "${target%%:*}" "${target%%:*}"
+  done
+} >"$state/prometheus/prometheus.yml"
+start prometheus "port:$PROMETHEUS_PORT" "$root/.deps/bin/prometheus" \
+  --config.file="$state/prometheus/prometheus.yml" --storage.tsdb.path="$state/data/prometheus" \
+  --storage.tsdb.retention.time=7d --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" --log.level=warn
 wait_port nats "$NATS_PORT"
 wait_port dynamodb "$DYNAMO_PORT"
 wait_port mailbox "$MAILBOX_PORT"
@@ -177,6 +202,7 @@ wait_port temporal "$TEMPORAL_PORT"
 wait_port minio "$MINIO_PORT"
 wait_port kafka "$KAFKA_PORT"
 wait_port jaeger "$JAEGER_PORT"
+wait_port prometheus "$PROMETHEUS_PORT"
 # The topic the README's Kafka example produces to (kept if it exists).
 java -cp "$kafka_libs/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
   --create --if-not-exists --topic carts --partitions 3 --replication-factor 1 >>"$state/log/kafka.log" 2>&1 ||
@@ -191,8 +217,9 @@ fi
 gateway_url="http://127.0.0.1:$GATEWAY_PORT"
 mailbox_url="http://127.0.0.1:$MAILBOX_PORT"
 jaeger_url="http://127.0.0.1:$JAEGER_PORT"
-printf 'SLUICE_GATEWAY_URL=%s\nSLUICE_API_KEY=%s\nSLUICE_SMTP_API_URL=%s\nSLUICE_JAEGER_URL=%s\n' \
-  "$gateway_url" "$key" "$mailbox_url/api/messages" "$jaeger_url" >"$state/dev.env"
+prometheus_url="http://127.0.0.1:$PROMETHEUS_PORT"
+printf 'SLUICE_GATEWAY_URL=%s\nSLUICE_API_KEY=%s\nSLUICE_SMTP_API_URL=%s\nSLUICE_JAEGER_URL=%s\nSLUICE_PROMETHEUS_URL=%s\n' \
+  "$gateway_url" "$key" "$mailbox_url/api/messages" "$jaeger_url" "$prometheus_url" >"$state/dev.env"
 
 # --- services --------------------------------------------------------------------
 export SLUICE_NATS_URL="nats://127.0.0.1:$NATS_PORT"
@@ -227,7 +254,7 @@ export SLUICE_PUBLIC_URL="$gateway_url"
 export SLUICE_SMTP_URL="smtp://sluice:$smtp_password@localhost:$SMTP_PORT"
 export SLUICE_SMTP_CA_FILE="$state/data/mailbox/ca.pem"
 # Rule targets and webhooks may not call sluice's own ports or the servers it runs on.
-export SLUICE_TARGETS_DENY="127.0.0.1:$GATEWAY_PORT,127.0.0.1:$TRANSFORMER_PORT,127.0.0.1:$TRANSFORMER_GRPC_PORT,127.0.0.1:$SMTP_PORT,127.0.0.1:$SMTPS_PORT,127.0.0.1:$MAILBOX_PORT,127.0.0.1:$PROCESSOR_PORT,127.0.0.1:$NOTIFIER_PORT,127.0.0.1:$NOTIFIER_GRPC_PORT,127.0.0.1:$ORCHESTRATOR_PORT,127.0.0.1:$ORCHESTRATOR_GRPC_PORT,127.0.0.1:$NATS_PORT,127.0.0.1:$NATS_MONITOR_PORT,127.0.0.1:$DYNAMO_PORT,127.0.0.1:$TEMPORAL_PORT,127.0.0.1:$TEMPORAL_UI_PORT,127.0.0.1:$TEMPORAL_HTTP_PORT,127.0.0.1:$TEMPORAL_METRICS_PORT,127.0.0.1:$FILE_INGEST_PORT,127.0.0.1:$MINIO_PORT,127.0.0.1:$MINIO_CONSOLE_PORT,127.0.0.1:$KAFKA_PORT,127.0.0.1:$KAFKA_CONTROLLER_PORT,127.0.0.1:$JAEGER_PORT,127.0.0.1:$JAEGER_GRPC_PORT,127.0.0.1:$OTLP_GRPC_PORT,127.0.0.1:$OTLP_HTTP_PORT${SLUICE_TARGETS_DENY:+,$SLUICE_TARGETS_DENY}"
+export SLUICE_TARGETS_DENY="127.0.0.1:$GATEWAY_PORT,127.0.0.1:$TRANSFORMER_PORT,127.0.0.1:$TRANSFORMER_GRPC_PORT,127.0.0.1:$SMTP_PORT,127.0.0.1:$SMTPS_PORT,127.0.0.1:$MAILBOX_PORT,127.0.0.1:$PROCESSOR_PORT,127.0.0.1:$NOTIFIER_PORT,127.0.0.1:$NOTIFIER_GRPC_PORT,127.0.0.1:$ORCHESTRATOR_PORT,127.0.0.1:$ORCHESTRATOR_GRPC_PORT,127.0.0.1:$NATS_PORT,127.0.0.1:$NATS_MONITOR_PORT,127.0.0.1:$DYNAMO_PORT,127.0.0.1:$TEMPORAL_PORT,127.0.0.1:$TEMPORAL_UI_PORT,127.0.0.1:$TEMPORAL_HTTP_PORT,127.0.0.1:$TEMPORAL_METRICS_PORT,127.0.0.1:$FILE_INGEST_PORT,127.0.0.1:$MINIO_PORT,127.0.0.1:$MINIO_CONSOLE_PORT,127.0.0.1:$KAFKA_PORT,127.0.0.1:$KAFKA_CONTROLLER_PORT,127.0.0.1:$JAEGER_PORT,127.0.0.1:$JAEGER_GRPC_PORT,127.0.0.1:$OTLP_GRPC_PORT,127.0.0.1:$OTLP_HTTP_PORT,127.0.0.1:$PROMETHEUS_PORT${SLUICE_TARGETS_DENY:+,$SLUICE_TARGETS_DENY}"
 export SLUICE_GATEWAY_API_KEYS="[{\"principal\":\"dev\",\"key\":\"$key\",\"scopes\":[\"*\"]}]"
 start processor "http://127.0.0.1:$PROCESSOR_PORT/healthz" "$bin/sluice-processor"
 start transformer "http://127.0.0.1:$TRANSFORMER_PORT/healthz" "$bin/sluice-transformer"
@@ -260,6 +287,8 @@ sluice is up.
   traces       Jaeger $jaeger_url (query API: $jaeger_url/api/traces/<trace id>; every response's
                traceresponse header names its trace: 00-<trace id>-<span id>-<flags>)
   one request  grep -h <trace id> $state/log/*.log   (every log line carries its trace_id)
+  prometheus   $prometheus_url (every service scraped, the chart's alert rules loaded:
+               $prometheus_url/api/v1/query?query=up, $prometheus_url/api/v1/alerts)
   metrics      $gateway_url/metrics, http://127.0.0.1:$PROCESSOR_PORT/metrics, http://127.0.0.1:$TRANSFORMER_PORT/metrics, http://127.0.0.1:$NOTIFIER_PORT/metrics, http://127.0.0.1:$ORCHESTRATOR_PORT/metrics, http://127.0.0.1:$FILE_INGEST_PORT/metrics
   logs         $state/log/
 These are in .sluice/dev.env:   source .sluice/dev.env

@@ -48,6 +48,7 @@ impl LocalStack {
             "SLUICE_JAEGER_GRPC_PORT",
             "SLUICE_OTLP_GRPC_PORT",
             "SLUICE_OTLP_HTTP_PORT",
+            "SLUICE_PROMETHEUS_PORT",
         ]
         .iter()
         .map(|k| (k.to_string(), free_port().to_string()))
@@ -225,6 +226,57 @@ async fn make_up_brings_back_whatever_is_not_serving() {
         services.iter().any(|s| s == "sluice-gateway")
             && services.iter().any(|s| s == "sluice-notifier"),
         "trace {trace} in Jaeger has the gateway and the notifier: {services:?}"
+    );
+    // Prometheus scrapes all six services and has the chart's alert rules.
+    let prometheus = var("SLUICE_PROMETHEUS_URL");
+    assert!(out.contains(&prometheus), "Prometheus is printed: {out}");
+    let mut up = serde_json::Value::Null;
+    for _ in 0..300 {
+        up = http
+            .get(format!(
+                "{prometheus}/api/v1/query?query=sum%20by%20(service)%20(up)"
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let serving = up["data"]["result"]
+            .as_array()
+            .map(|r| r.iter().filter(|s| s["value"][1] == "1").count())
+            .unwrap_or(0);
+        if serving == 6 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let services: Vec<&str> = up["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["value"][1] == "1")
+        .map(|s| s["metric"]["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(services.len(), 6, "every service scraped: {up}");
+    let rules: serde_json::Value = http
+        .get(format!("{prometheus}/api/v1/rules"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let alerts: Vec<&str> = rules["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert!(
+        alerts.contains(&"SluiceServiceErrors") && alerts.len() >= 8,
+        "the chart's alert rules: {alerts:?}"
     );
     let mailbox = var("SLUICE_SMTP_API_URL");
     let mut received = serde_json::Value::Null;
