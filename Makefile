@@ -6,7 +6,7 @@ PROFILE ?= release
 export SLUICE_PROFILE := $(PROFILE)
 PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 
-.PHONY: deps build up down dev test fuzz lint bench fmt clean images kind-up kind-down dashboards chart schema
+.PHONY: deps build up down dev test fuzz lint bench fmt clean images kind-up kind-down dashboards chaos chart schema
 
 deps: ## install the servers and tools into .deps/ (NATS, DynamoDB Local, cargo-deny, schemathesis, the mailbox)
 	@bash scripts/deps.sh
@@ -55,6 +55,10 @@ schema: deps ## regenerate the chart's values.schema.json, VALUES.md and dashboa
 	.deps/venv/bin/python scripts/values-schema.py
 	python3 scripts/values-reference.py
 	python3 scripts/dashboards.py
+
+chaos: deps ## the chaos run: SLUICE_CHAOS_EVENTS (100,000) events under random SIGKILLs and outages; fails unless nothing accepted is lost or applied twice
+	$(CARGO) build --release --workspace --bins
+	target/release/sluice-chaos
 
 dashboards: ## the chart's dashboards drawn from the Prometheus of `make up` (last 15 minutes) into bench/results/dashboards/*.png
 	. .sluice/dev.env && .deps/plots-venv/bin/python scripts/render-dashboards.py --prometheus "$$SLUICE_PROMETHEUS_URL" --minutes $${MINUTES:-15} --out bench/results/dashboards

@@ -6,6 +6,7 @@
 mod bad_input;
 mod bus;
 mod bus_failures;
+mod chaos;
 mod failures;
 mod files;
 mod gateway;

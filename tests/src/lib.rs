@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use serde_json::Value;
 use sluice_bus::Bus;
 use sluice_config::{Env, NatsConfig, StoreConfig};
@@ -17,6 +17,7 @@ use sluice_testkit::{free_port, start_service, unique_prefix, Proc, Servers};
 
 pub use sluice_testkit::assert_eventually;
 
+pub mod chaos;
 pub mod nats_auth;
 pub mod receiver;
 
@@ -504,6 +505,35 @@ impl Stack {
         let env = self.env_of("transformer");
         self.transformer =
             Some(start_service("sluice-transformer", &env, self.transformer_port, log).await?);
+        Ok(())
+    }
+
+    /// SIGKILLs the gateway and starts it again on its port.
+    pub async fn restart_gateway(&mut self) -> Result<()> {
+        self.gateway.kill().await;
+        let port: u16 = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .context("the gateway's port")?;
+        let log = self.servers.dir.path().join("gateway.log");
+        self.gateway = start_service("sluice-gateway", &self.env_of("gateway"), port, log).await?;
+        Ok(())
+    }
+
+    /// SIGKILLs the notifier and starts it again on its ports.
+    pub async fn restart_notifier(&mut self) -> Result<()> {
+        self.notifier.kill().await;
+        let port: u16 = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "SLUICE_NOTIFIER_LISTEN")
+            .and_then(|(_, v)| v.rsplit(':').next()?.parse().ok())
+            .context("the notifier's port")?;
+        let log = self.servers.dir.path().join("notifier.log");
+        self.notifier =
+            start_service("sluice-notifier", &self.env_of("notifier"), port, log).await?;
         Ok(())
     }
 

@@ -43,6 +43,8 @@ struct Inner {
     tokens: Mutex<Vec<Request>>,
     status: Mutex<u16>,
     hold: watch::Sender<bool>,
+    /// `(sluice-delivery-id, sluice-event-id)` of each request answered 2xx.
+    taken: Mutex<Vec<(String, String)>>,
 }
 
 /// The endpoint; stops when dropped.
@@ -98,6 +100,20 @@ async fn handle(
     }
     let status = *inner.status.lock().unwrap();
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if code.is_success() {
+        let h = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        inner
+            .taken
+            .lock()
+            .unwrap()
+            .push((h("sluice-delivery-id"), h("sluice-event-id")));
+    }
     (code, format!("receiver says {status}")).into_response()
 }
 
@@ -187,6 +203,7 @@ impl Receiver {
             tokens: Mutex::new(Vec::new()),
             status: Mutex::new(200),
             hold: watch::channel(false).0,
+            taken: Mutex::new(Vec::new()),
         })
     }
 
@@ -263,6 +280,16 @@ impl Receiver {
     /// Requests so far.
     pub fn count(&self) -> usize {
         self.inner.requests.lock().unwrap().len()
+    }
+
+    /// `(delivery id, event id)` of every request answered 2xx, in order.
+    pub fn taken(&self) -> Vec<(String, String)> {
+        self.inner.taken.lock().unwrap().clone()
+    }
+
+    /// Forgets the requests recorded so far (what was taken stays).
+    pub fn forget_requests(&self) {
+        self.inner.requests.lock().unwrap().clear();
     }
 
     /// The distinct `sluice-delivery-id`s received.

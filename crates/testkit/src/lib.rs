@@ -93,14 +93,17 @@ fn deps_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join(".deps"))
 }
 
-/// The cargo target directory of the running test binary (`target/debug`).
+/// The cargo target directory of the running binary: `target/debug` for
+/// a test (`target/debug/deps/<test>`), `target/release` for a program
+/// (`target/release/sluice-chaos`).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
-    // target/debug/deps/<test> → target/debug
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        dir
+    }
 }
 
 /// A child process killed when dropped.
@@ -289,6 +292,7 @@ pub struct Nats {
     pub users: Vec<NatsUser>,
     /// Its log (`Permissions Violation` lines land there).
     pub log: PathBuf,
+    conf: PathBuf,
 }
 
 impl Nats {
@@ -356,7 +360,18 @@ impl Nats {
             port,
             users,
             log,
+            conf,
         })
+    }
+
+    /// SIGKILLs the server and starts it again on the same port with the
+    /// same store (what JetStream had written survives).
+    pub async fn kill_and_restart(&mut self) -> Result<()> {
+        self.proc.kill().await;
+        let mut cmd = Command::new(deps_dir().join("bin/nats-server"));
+        cmd.arg("-c").arg(&self.conf);
+        self.proc = Proc::spawn("nats", cmd, self.log.clone())?;
+        wait_for_port(self.port, "nats-server").await
     }
 
     /// The client URL.
