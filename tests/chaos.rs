@@ -6,7 +6,10 @@
 
 #[tokio::test]
 async fn nothing_accepted_is_lost_or_applied_twice_while_everything_fails() {
-    let opts = sluice_e2e::chaos::Options::from_env(3_000, 100);
+    let mut opts = sluice_e2e::chaos::Options::from_env(3_000, 100);
+    if std::env::var_os("SLUICE_CHAOS_FAULT_EVERY").is_none() {
+        opts.fault_every = std::time::Duration::from_secs(3);
+    }
     let report = sluice_e2e::chaos::run(&opts).await.unwrap();
     eprintln!("seed {}\n{}", opts.seed, report.text());
     assert!(report.accepted >= opts.events, "{}", report.text());

@@ -538,6 +538,7 @@ async fn attempt_once(
             subject: &subject,
             text,
             unsubscribe: (!confirmation).then_some(unsubscribe.as_str()),
+            delivery_id: id,
         };
         // The whole send within the subscription's timeout (lettre's own
         // applies per SMTP command), so it never outlives the ack wait.

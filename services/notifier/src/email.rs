@@ -47,6 +47,11 @@ pub struct Mail<'a> {
     pub text: String,
     /// The unsubscribe link, if the email has one.
     pub unsubscribe: Option<&'a str>,
+    /// The delivery's id, the same on every retry: the email's
+    /// `Message-ID` is made from it, so a copy sent again (the notifier
+    /// stopped after the SMTP server took it, before it could record so)
+    /// is the same message to the mail system.
+    pub delivery_id: &'a str,
 }
 
 impl Mailer {
@@ -122,6 +127,7 @@ impl Mailer {
             _ => self.from.clone(),
         };
         let mut builder = Message::builder()
+            .message_id(Some(message_id(mail.delivery_id, &self.from)))
             .from(from)
             .to(to)
             .subject(mail.subject)
@@ -161,6 +167,22 @@ impl Mailer {
             }
         }
     }
+}
+
+/// `<delivery id@sender's domain>`, the delivery id kept to the
+/// characters a Message-ID's left part may hold.
+fn message_id(delivery_id: &str, from: &Mailbox) -> String {
+    let left: String = delivery_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    format!("<{left}@{}>", from.email.domain())
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -205,6 +227,16 @@ impl lettre::message::header::Header for ListUnsubscribePost {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_id_is_made_from_the_delivery_id_alone() {
+        let from: Mailbox = "sluice <no-reply@example.org>".parse().unwrap();
+        assert_eq!(message_id("6c1d:sub/9", &from), "<6c1d.sub.9@example.org>");
+        assert_eq!(
+            message_id("6c1d:sub/9", &from),
+            message_id("6c1d:sub/9", &from)
+        );
+    }
 
     fn smtp(url: &str) -> Smtp {
         Smtp {

@@ -16,7 +16,7 @@ use axum::{Extension, Json};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use sluice_model::ids::{check_client_id, new_id};
+use sluice_model::ids::{check_client_id, derive_id, new_id};
 use sluice_model::task::{self, NewTask, Status, Task, TaskChange, TASK_DELETED};
 use sluice_store::tasks::{Cursor, OutboxEntry, StoredTask, TaskQuery};
 use sluice_store::Store;
@@ -26,6 +26,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::{scope, Principal};
 use crate::body::JsonBody;
 use crate::error::{ApiError, Problem};
+use crate::idempotency::idempotent;
 use crate::Shared;
 
 /// Attempts of a change without `If-Match` that keeps meeting other changes.
@@ -114,28 +115,62 @@ fn precondition(id: &str, current: u64) -> ApiError {
 /// Creates a task: 201 with the task and its `ETag`; a
 /// `TaskCreated` event follows on the bus.
 #[utoipa::path(post, path = "/v1/tasks", tag = "tasks", request_body = NewTask,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Makes retries safe for 24 h: the same key and body answer the same task",
+        pattern = "^[\\x21-\\x7E]{1,255}$")),
     responses((status = 201, body = Task), (status = 400, body = Problem),
-        (status = 415, body = Problem), (status = 422, body = Problem)),
+        (status = 409, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn create(
     State(state): State<Shared>,
     Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     principal.require(scope::TASKS_WRITE)?;
     let input: NewTask = body.parse()?;
-    let now = OffsetDateTime::now_utc();
-    let t = input.into_task(new_id(), now)?;
-    let outbox: Vec<OutboxEntry> = task::events_of(None, &t)
-        .into_iter()
-        .map(|k| entry(&state, k, &t))
-        .collect();
-    if !state.store.create_task(&t, &outbox).await? {
-        return Err(ApiError::Internal("a new task id already exists".into()));
+    let state2 = state.clone();
+    // With an Idempotency-Key the task's id comes from the key, so a retry
+    // whose first attempt stopped after the write (before its answer was
+    // kept) finds that task rather than making a second one.
+    let mut res = idempotent(
+        &state,
+        &principal.name,
+        "tasks",
+        &headers,
+        &body.bytes,
+        |seed| async move {
+            let now = OffsetDateTime::now_utc();
+            let id = seed.map(|s| derive_id(&s, "task")).unwrap_or_else(new_id);
+            let t = input.into_task(id, now)?;
+            let outbox: Vec<OutboxEntry> = task::events_of(None, &t)
+                .into_iter()
+                .map(|k| entry(&state2, k, &t))
+                .collect();
+            if !state2.store.create_task(&t, &outbox).await? {
+                // Written by an earlier attempt with this key: that task, its
+                // events following from its outbox.
+                return match state2.store.stored_task(&t.task_id).await? {
+                    Some(stored) => Ok((StatusCode::CREATED, task_json(&stored.task)?)),
+                    None => Err(ApiError::Internal("a new task id already exists".into())),
+                };
+            }
+            publish(&state2, &t.task_id, t.version, &outbox, false).await;
+            metrics::counter!("sluice.gateway.tasks.written", "op" => "create").increment(1);
+            Ok((StatusCode::CREATED, task_json(&t)?))
+        },
+    )
+    .await?;
+    // A new task is at version 1.
+    if res.status() == StatusCode::CREATED {
+        res.headers_mut()
+            .insert(ETAG, HeaderValue::from_static("\"1\""));
     }
-    publish(&state, &t.task_id, t.version, &outbox, false).await;
-    metrics::counter!("sluice.gateway.tasks.written", "op" => "create").increment(1);
-    Ok(with_etag(StatusCode::CREATED, t))
+    Ok(res)
+}
+
+fn task_json(t: &Task) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(t).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// A task, with its `ETag`.
