@@ -168,26 +168,7 @@ async fn a_high_priority_task_is_one_trace_from_the_request_to_the_email() {
     )
     .await
     .unwrap();
-    stack.put("/v1/topics/task-approvals", &json!({})).await;
-    let (code, _, sub) = stack
-        .post(
-            "/v1/topics/task-approvals/subscriptions",
-            &json!({"protocol": "email", "endpoint": APPROVER}),
-        )
-        .await;
-    assert_eq!(code, 201, "{sub}");
-    let confirm = mail
-        .wait_for(APPROVER, 1, Duration::from_secs(30))
-        .await
-        .unwrap();
-    let link = confirm[0]["text"]
-        .as_str()
-        .unwrap()
-        .split_whitespace()
-        .find(|w| w.contains("/confirm?token="))
-        .unwrap()
-        .to_string();
-    assert_eq!(reqwest::get(&link).await.unwrap().status(), 200);
+    subscribe_email(&stack, &mail, "task-approvals", APPROVER).await;
     let (code, rule) = stack
         .put(
             "/v1/buses/default/rules/task-approval",
